@@ -95,7 +95,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
              verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _builtin("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     _builtin("", "v1", "Secret", "secrets", True),
-    _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
+    _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
     _builtin("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",),
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update",
                     "watch")),
