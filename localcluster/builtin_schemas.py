@@ -30,7 +30,9 @@ DELETE_OPTIONS = f"{META_PACKAGE}.DeleteOptions"
 PATCH = f"{META_PACKAGE}.Patch"
 
 # "V1PodSpec", "CoreV1EventSeries", "V1beta1IPAddress": optional group prefix, version, name.
-_CLASS_RE = re.compile(r"^(?P<prefix>[A-Z][a-z]+)?(?P<version>V\d+(?:(?:alpha|beta)\d+)?)(?P<bare>[A-Z]\w*)$")
+_CLASS_RE = re.compile(
+    r"^(?P<prefix>[A-Z][a-z]+)?(?P<version>V\d+(?:(?:alpha|beta)\d+)?)(?P<bare>[A-Z]\w*)$"
+)
 _LIST_RE = re.compile(r"^list\[(.+)\]$")
 _DICT_RE = re.compile(r"^dict\(str, (.+)\)$")
 
@@ -354,11 +356,10 @@ def _class_schema(
     for attr, type_str in cls.openapi_types.items():
         field = cls.attribute_map[attr]
         node = _type_schema(type_str, name, field, ref)
-        node.update(_patch_extensions(name, field))
-        if describe and (text := _description(name, attr)):
-            if "$ref" in node:
-                # OpenAPI 3.0 ignores siblings of $ref; upstream wraps it the same way.
-                node = {"allOf": [node]}
+        if ext := _patch_extensions(name, field):
+            node = {**node, **ext}  # inlined type schemas are shared: never update them
+        # The generated models keep no description for fields that reference a type.
+        if describe and "$ref" not in node and (text := _description(name, attr)):
             node["description"] = text
         properties[field] = node
     schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -396,17 +397,13 @@ def builtin_schema(rt: ResourceType) -> dict[str, Any]:
     Shared between calls (it is cached, and repeated types share sub-dicts): treat it
     as read-only. Recursive types are cut at their second occurrence.
     """
-    name = _require_model(rt)
-    schema = _inline_with_gvk(name, rt.group, rt.version, rt.kind)
-    return schema
+    return _inline_with_gvk(_require_model(rt), rt.group, rt.version, rt.kind)
 
 
 @cache
 def _inline_with_gvk(name: str, group: str, version: str, kind: str) -> dict[str, Any]:
     schema = dict(_inline(name))
-    schema["x-kubernetes-group-version-kind"] = [
-        {"group": group, "version": version, "kind": kind}
-    ]
+    schema["x-kubernetes-group-version-kind"] = [{"group": group, "version": version, "kind": kind}]
     return schema
 
 
@@ -467,9 +464,7 @@ def meta_components() -> dict[str, dict[str, Any]]:
     return result
 
 
-def _walk(
-    value: Any, type_str: str, owner: str, path: str, found: list[str], prune: bool
-) -> None:
+def _walk(value: Any, type_str: str, owner: str, path: str, found: list[str], prune: bool) -> None:
     if value is None:
         return
     m = _LIST_RE.match(type_str)
@@ -502,14 +497,19 @@ def unknown_fields(obj: dict[str, Any], rt: ResourceType) -> list[str]:
     """Dotted paths of fields the kind does not declare, e.g. `spec.containers[0].imagee`.
 
     Only names are checked: the models are too loose about types (quantities,
-    int-or-string) to report type errors from here.
+    int-or-string) to report type errors from here. A kind without a model (custom
+    resources, which have their own schema) has nothing to report.
     """
     found: list[str] = []
-    _walk(obj, _require_model(rt), "", "", found, prune=False)
+    name = model_class_name(rt) if not rt.custom else None
+    if name is not None:
+        _walk(obj, name, "", "", found, prune=False)
     return found
 
 
 def prune_unknown(obj: dict[str, Any], rt: ResourceType) -> None:
     """Drop unknown fields in place, as kube-apiserver's decoder does for built-ins."""
     found: list[str] = []
-    _walk(obj, _require_model(rt), "", "", found, prune=True)
+    name = model_class_name(rt) if not rt.custom else None
+    if name is not None:
+        _walk(obj, name, "", "", found, prune=True)

@@ -85,6 +85,7 @@ class LocalCluster:
         sockets = site._server.sockets if site._server is not None else []  # noqa: SLF001
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        self.server.port = self.port
         self.server.ready = True
         kubeconfig.write(settings.kubeconfig_path, self.url, serving.ca_pem(), self.token)
 

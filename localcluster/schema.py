@@ -146,10 +146,8 @@ def _go_float(value: float) -> str:
     return f"{neg}{digits[:point]}.{digits[point:]}"
 
 
-def _number(value: Any) -> str:
-    """A schema bound or count as Go prints it (bounds are float64 upstream)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+def _bound(value: float) -> str:
+    """A numeric schema bound as upstream prints it: a float64, so 1000000 reads `1e+06`."""
     return _go_float(float(value))
 
 
@@ -193,7 +191,9 @@ def _normalize(value: Any) -> Any:
 
 def _canonical(value: Any) -> str:
     """A JSON-equality key; keeps `true` and `1` apart, unlike Python's `==`."""
-    return json.dumps(_normalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        _normalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
 def _json_type(value: Any) -> str:
@@ -417,19 +417,19 @@ def _check_number(value: float, schema: dict[str, Any], path: str, out: list[Cau
     where = _where(path)
     factor = schema.get("multipleOf")
     if _is_number(factor) and factor != 0 and not _is_multiple(value, factor):
-        out.append(_invalid(path, value, f"{where} should be a multiple of {_number(factor)}"))
+        out.append(_invalid(path, value, f"{where} should be a multiple of {_bound(factor)}"))
     high = schema.get("maximum")
     if _is_number(high):
         exclusive = schema.get("exclusiveMaximum") is True
         if value > high or (exclusive and value == high):
             relation = "less than" if exclusive else "less than or equal to"
-            out.append(_invalid(path, value, f"{where} should be {relation} {_number(high)}"))
+            out.append(_invalid(path, value, f"{where} should be {relation} {_bound(high)}"))
     low = schema.get("minimum")
     if _is_number(low):
         exclusive = schema.get("exclusiveMinimum") is True
         if value < low or (exclusive and value == low):
             relation = "greater than" if exclusive else "greater than or equal to"
-            out.append(_invalid(path, value, f"{where} should be {relation} {_number(low)}"))
+            out.append(_invalid(path, value, f"{where} should be {relation} {_bound(low)}"))
     fmt = schema.get("format")
     bits = {"int32": 32, "int64": 64}.get(fmt) if isinstance(fmt, str) else None
     if bits and isinstance(value, int) and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
@@ -641,7 +641,7 @@ _DURATION_UNITS = (
     ("d", "day"),
     ("w", "wk", "week"),
 )
-_HOST_LABEL = re.compile(r"[^\W_]([-\w]*[^\W_])?")
+_HOST_LABEL = re.compile(r"[^\W_]((?:[^\W_]|-)*[^\W_])?")
 _MAC = re.compile(
     r"([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}|([0-9A-Fa-f]{2}[:-]){7}[0-9A-Fa-f]{2}"
     r"|([0-9A-Fa-f]{2}[:-]){19}[0-9A-Fa-f]{2}|([0-9A-Fa-f]{4}\.){2,9}[0-9A-Fa-f]{4}"

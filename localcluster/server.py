@@ -82,10 +82,10 @@ class APIServer:
     ) -> None:
         self.catalog = Catalog()
         self.registry = Registry(store, self.catalog)
-        self.openapi = OpenAPIDocuments()
+        self.openapi = OpenAPIDocuments(self.catalog.all)
         self.registry.on_types_changed.append(self.openapi.invalidate)
         self._token = token
-        self._port = port
+        self.port = port
         self._bookmark_interval = bookmark_interval
         self.log_provider: LogProvider | None = None
         self.ready = False
@@ -138,11 +138,10 @@ class APIServer:
         raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
 
     def _openapi(self, parts: list[str]) -> web.Response:
-        types = self.catalog.all()
         if parts == ["openapi", "v3"]:
-            return web.Response(body=self.openapi.index_bytes(types), content_type="application/json")
+            return web.Response(body=self.openapi.index_bytes(), content_type="application/json")
         if len(parts) > 2 and parts[1] == "v3":
-            document = self.openapi.get("/".join(parts[2:]), types)
+            document = self.openapi.get("/".join(parts[2:]))
             if document is not None:
                 return web.Response(body=document, content_type="application/json")
         raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
@@ -154,18 +153,18 @@ class APIServer:
             body = discovery.aggregated(types, legacy=parts[0] == "api")
             return _json(body, content_type="application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
         if parts == ["api"]:
-            return _json(discovery.api_versions(self._port))
+            return _json(discovery.api_versions(f"127.0.0.1:{self.port}"))
         if parts == ["apis"]:
-            return _json(discovery.group_list(types))
+            return _json(discovery.api_group_list(types))
         if parts == ["api", "v1"]:
-            return _json(discovery.resource_list(types, "", "v1"))
+            return _json(discovery.api_resource_list(types, "", "v1") or {})
         group = parts[1]
         if len(parts) == 2:
-            found = discovery.group(types, group)
+            found = discovery.api_group(types, group)
             if found is None:
                 raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
             return _json(found)
-        listed = discovery.resource_list(types, group, parts[2])
+        listed = discovery.api_resource_list(types, group, parts[2])
         if listed is None:
             raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
         return _json(listed)
