@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from localcluster.errors import StatusError, bad_request
@@ -95,7 +95,7 @@ def _go_strings(values: Iterable[str]) -> str:
 # ---- label selectors
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     IN = "in"
     NOT_IN = "notin"
     EQUALS = "="
@@ -320,10 +320,7 @@ class _LabelParser:
         if following in (_Tok.END, _Tok.COMMA):
             return Requirement.new(key, Op.EXISTS, ())
         op = self._operator()
-        if op in (Op.IN, Op.NOT_IN):
-            values = self._value_set()
-        else:
-            values = {self._exact_value()}
+        values = self._value_set() if op in (Op.IN, Op.NOT_IN) else {self._exact_value()}
         return Requirement.new(key, op, sorted(values))
 
     def _operator(self) -> Op:
@@ -430,9 +427,13 @@ class LabelSelector:
         for expr in selector.get("matchExpressions") or ():
             operator = expr.get("operator")
             if operator not in operators:
-                raise bad_request(f"{_go_quote(str(operator))} is not a valid label selector operator")
+                raise bad_request(
+                    f"{_go_quote(str(operator))} is not a valid label selector operator"
+                )
             values = [str(v) for v in expr.get("values") or ()]
-            requirements.append(Requirement.new(str(expr.get("key", "")), operators[operator], values))
+            requirements.append(
+                Requirement.new(str(expr.get("key", "")), operators[operator], values)
+            )
         return cls(requirements)
 
     @property
