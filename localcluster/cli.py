@@ -82,9 +82,8 @@ class LocalCluster:
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port, ssl_context=tls, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # noqa: SLF001
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        for address in self._runner.addresses:
+            self.port = int(address[1])
         self.server.port = self.port
         self.server.ready = True
         kubeconfig.write(settings.kubeconfig_path, self.url, serving.ca_pem(), self.token)

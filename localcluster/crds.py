@@ -20,7 +20,7 @@ def validate(crd: dict[str, Any]) -> list[Cause]:
         return [Cause("spec", "Required value", "FieldValueRequired")]
     causes: list[Cause] = []
     group = spec.get("group")
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    names: dict[str, Any] = spec["names"] if isinstance(spec.get("names"), dict) else {}
     if not group:
         causes.append(Cause("spec.group", "Required value", "FieldValueRequired"))
     elif "." not in str(group):

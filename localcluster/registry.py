@@ -163,7 +163,7 @@ class Registry:
     def get(self, call: Call) -> Obj:
         return self.present(call.rt, self._existing(call))
 
-    def list(self, call: Call, options: ListOptions) -> ListResult:
+    def list_objects(self, call: Call, options: ListOptions) -> ListResult:
         rt = call.rt
         labels = LabelSelector.parse(options.label_selector)
         fields = FieldSelector.parse(options.field_selector, supported_field_selectors(rt.kind, rt.group))
@@ -531,7 +531,7 @@ class Registry:
         return Deleted(self.present(rt, updated), None)
 
     async def delete_collection(self, call: Call, options: Obj, list_options: ListOptions) -> ListResult:
-        listed = self.list(call, ListOptions(list_options.label_selector, list_options.field_selector))
+        listed = self.list_objects(call, ListOptions(list_options.label_selector, list_options.field_selector))
         for obj in listed.items:
             meta = obj["metadata"]
             one = Call(call.rt, meta.get("namespace", ""), meta["name"], dry_run=call.dry_run, user_agent=call.user_agent)

@@ -215,8 +215,8 @@ class APIServer:
         if method == "POST":
             if target.name:
                 raise method_not_allowed(f"POST is not allowed on {target.rt.plural}/{target.name}")
-            created = await self.registry.create(call, await _body(request))
-            return self._respond(request, call, created, status=201)
+            new_object = await self.registry.create(call, await _body(request))
+            return self._respond(request, call, new_object, status=201)
         if method == "PUT":
             self._need_name(call, method)
             return self._respond(request, call, await self.registry.update(call, await _body(request)))
@@ -243,7 +243,7 @@ class APIServer:
             raise method_not_allowed(f"{method} requires a resource name")
 
     def _list(self, request: web.Request, call: Call) -> web.StreamResponse:
-        result = self.registry.list(call, _list_options(request.query))
+        result = self.registry.list_objects(call, _list_options(request.query))
         return self._respond_list(request, call, result.items, result.resource_version, result.continue_token, result.remaining)
 
     async def _watch(self, request: web.Request, call: Call) -> web.StreamResponse:

@@ -229,7 +229,11 @@ class Store:
         if self._writer is None:
             finished(None)
         else:
-            self._writer.submit(_Batch(rows, rv, lambda e: loop.call_soon_threadsafe(finished, e)))
+
+            def done_from_thread(error: BaseException | None) -> None:
+                loop.call_soon_threadsafe(finished, error)
+
+            self._writer.submit(_Batch(rows, rv, done_from_thread))
         await done
 
     def _publish(self, event: Event) -> None:

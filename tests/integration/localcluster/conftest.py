@@ -106,5 +106,5 @@ def kubectl(cluster: RunningCluster, tmp_path: Path) -> Kubectl:
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name)
+    kubectl("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
     return name
