@@ -33,7 +33,9 @@ class ServingCerts:
 def ensure(directory: Path) -> ServingCerts:
     """Creates the CA and a serving certificate for 127.0.0.1/localhost if missing."""
     directory.mkdir(parents=True, exist_ok=True)
-    certs = ServingCerts(directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key")
+    certs = ServingCerts(
+        directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key"
+    )
     if certs.ca_cert.exists() and certs.cert.exists() and certs.key.exists():
         return certs
     now = datetime.datetime.now(datetime.UTC)
@@ -50,9 +52,15 @@ def ensure(directory: Path) -> ServingCerts:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -81,10 +89,24 @@ def ensure(directory: Path) -> ServingCerts:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write(directory / "ca.key", ca_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), private=True)
-    _write(certs.key, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), private=True)
+    _write(
+        directory / "ca.key",
+        ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        private=True,
+    )
+    _write(
+        certs.key,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        private=True,
+    )
     _write(certs.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
     _write(certs.cert, cert.public_bytes(serialization.Encoding.PEM))
     return certs

@@ -36,19 +36,42 @@ class Settings:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LOCALCLUSTER_DATA_DIR", ".data/localcluster")),
-                        help="where objects, certificates and the token are kept (env LOCALCLUSTER_DATA_DIR)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCALCLUSTER_PORT", "6443")),
-                        help="HTTPS port on 127.0.0.1; 0 picks a free one (env LOCALCLUSTER_PORT)")
-    parser.add_argument("--kubeconfig", type=Path, default=None, help="where to write the kubeconfig (default DATA_DIR/kubeconfig)")
-    parser.add_argument("--watch-history", type=int, default=50_000, help="watch events kept for resuming watches")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("LOCALCLUSTER_DATA_DIR", ".data/localcluster")),
+        help="where objects, certificates and the token are kept (env LOCALCLUSTER_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("LOCALCLUSTER_PORT", "6443")),
+        help="HTTPS port on 127.0.0.1; 0 picks a free one (env LOCALCLUSTER_PORT)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="where to write the kubeconfig (default DATA_DIR/kubeconfig)",
+    )
+    parser.add_argument(
+        "--watch-history", type=int, default=50_000, help="watch events kept for resuming watches"
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     parser.set_defaults(func=_run_command)
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
-    settings = Settings(data_dir=args.data_dir, port=args.port, kubeconfig=args.kubeconfig, history_size=args.watch_history)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    settings = Settings(
+        data_dir=args.data_dir,
+        port=args.port,
+        kubeconfig=args.kubeconfig,
+        history_size=args.watch_history,
+    )
     try:
         asyncio.run(serve_forever(settings))
     except OSError as exc:
@@ -74,13 +97,20 @@ class LocalCluster:
         serving = certs.ensure(settings.data_dir / "pki")
         self.token = kubeconfig.ensure_token(settings.data_dir / "token")
         await asyncio.get_running_loop().run_in_executor(None, self.store.open)
-        self.server = APIServer(self.store, token=self.token, port=settings.port, bookmark_interval=settings.bookmark_interval)
+        self.server = APIServer(
+            self.store,
+            token=self.token,
+            port=settings.port,
+            bookmark_interval=settings.bookmark_interval,
+        )
         await self.server.registry.start()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(serving.cert, serving.key)
         self._runner = web.AppRunner(self.server.app(), access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.host, settings.port, ssl_context=tls, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, settings.host, settings.port, ssl_context=tls, reuse_address=True
+        )
         await site.start()
         for address in self._runner.addresses:
             self.port = int(address[1])

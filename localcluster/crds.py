@@ -24,13 +24,22 @@ def validate(crd: dict[str, Any]) -> list[Cause]:
     if not group:
         causes.append(Cause("spec.group", "Required value", "FieldValueRequired"))
     elif "." not in str(group):
-        causes.append(Cause("spec.group", f'Invalid value: "{group}": should be a domain with at least one dot'))
+        causes.append(
+            Cause(
+                "spec.group", f'Invalid value: "{group}": should be a domain with at least one dot'
+            )
+        )
     for field in ("plural", "kind"):
         if not names.get(field):
             causes.append(Cause(f"spec.names.{field}", "Required value", "FieldValueRequired"))
     plural = names.get("plural")
     if plural and not _DNS_LABEL.match(str(plural)):
-        causes.append(Cause("spec.names.plural", f'Invalid value: "{plural}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or \'-\', and must start and end with an alphanumeric character'))
+        causes.append(
+            Cause(
+                "spec.names.plural",
+                f"Invalid value: \"{plural}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+            )
+        )
     if plural and group and crd.get("metadata", {}).get("name") != f"{plural}.{group}":
         causes.append(
             Cause(
@@ -41,7 +50,11 @@ def validate(crd: dict[str, Any]) -> list[Cause]:
     scope = spec.get("scope")
     if scope not in ("Namespaced", "Cluster"):
         causes.append(
-            Cause("spec.scope", f'Unsupported value: "{scope or ""}": supported values: "Cluster", "Namespaced"', "FieldValueNotSupported")
+            Cause(
+                "spec.scope",
+                f'Unsupported value: "{scope or ""}": supported values: "Cluster", "Namespaced"',
+                "FieldValueNotSupported",
+            )
         )
     causes.extend(_validate_versions(spec.get("versions")))
     return causes
@@ -49,7 +62,12 @@ def validate(crd: dict[str, Any]) -> list[Cause]:
 
 def _validate_versions(versions: Any) -> list[Cause]:
     if not isinstance(versions, list) or not versions:
-        return [Cause("spec.versions", "Invalid value: must have exactly one version marked as storage version")]
+        return [
+            Cause(
+                "spec.versions",
+                "Invalid value: must have exactly one version marked as storage version",
+            )
+        ]
     causes: list[Cause] = []
     seen: set[str] = set()
     for i, version in enumerate(versions):
@@ -57,12 +75,22 @@ def _validate_versions(versions: Any) -> list[Cause]:
             causes.append(Cause(f"spec.versions[{i}].name", "Required value", "FieldValueRequired"))
             continue
         if version["name"] in seen:
-            causes.append(Cause(f"spec.versions[{i}].name", f'Duplicate value: "{version["name"]}"', "FieldValueDuplicate"))
+            causes.append(
+                Cause(
+                    f"spec.versions[{i}].name",
+                    f'Duplicate value: "{version["name"]}"',
+                    "FieldValueDuplicate",
+                )
+            )
         seen.add(version["name"])
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         if not isinstance(schema, dict):
             causes.append(
-                Cause(f"spec.versions[{i}].schema.openAPIV3Schema", "Required value: schemas are required", "FieldValueRequired")
+                Cause(
+                    f"spec.versions[{i}].schema.openAPIV3Schema",
+                    "Required value: schemas are required",
+                    "FieldValueRequired",
+                )
             )
         elif schema.get("type") != "object":
             causes.append(
@@ -74,7 +102,12 @@ def _validate_versions(versions: Any) -> list[Cause]:
             )
     storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
     if len(storage) != 1:
-        causes.append(Cause("spec.versions", f"Invalid value: must have exactly one version marked as storage version, found {len(storage)}"))
+        causes.append(
+            Cause(
+                "spec.versions",
+                f"Invalid value: must have exactly one version marked as storage version, found {len(storage)}",
+            )
+        )
     return causes
 
 
@@ -95,13 +128,27 @@ def set_status(crd: dict[str, Any], now: str, old: dict[str, Any] | None = None)
         "acceptedNames": names,
         "conditions": [
             _condition(previous, "NamesAccepted", "NoConflicts", "no conflicts found", now),
-            _condition(previous, "Established", "InitialNamesAccepted", "the initial names have been accepted", now),
+            _condition(
+                previous,
+                "Established",
+                "InitialNamesAccepted",
+                "the initial names have been accepted",
+                now,
+            ),
         ],
         "storedVersions": stored,
     }
 
 
-def _condition(previous: dict[str, Any], kind: str, reason: str, message: str, now: str) -> dict[str, Any]:
+def _condition(
+    previous: dict[str, Any], kind: str, reason: str, message: str, now: str
+) -> dict[str, Any]:
     old = previous.get(kind)
     since = old["lastTransitionTime"] if old and old.get("status") == "True" else now
-    return {"type": kind, "status": "True", "lastTransitionTime": since, "reason": reason, "message": message}
+    return {
+        "type": kind,
+        "status": "True",
+        "lastTransitionTime": since,
+        "reason": reason,
+        "message": message,
+    }

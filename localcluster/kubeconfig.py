@@ -40,7 +40,10 @@ def write(path: Path, server: str, ca_pem: bytes, token: str) -> None:
         ],
         "users": [{"name": "admin", "user": {"token": token}}],
         "contexts": [
-            {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "admin", "namespace": "default"}}
+            {
+                "name": CONTEXT,
+                "context": {"cluster": CONTEXT, "user": "admin", "namespace": "default"},
+            }
         ],
         "current-context": CONTEXT,
         "preferences": {},

@@ -43,7 +43,14 @@ Obj = dict[str, Any]
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Fields of metadata a client can never set; the server owns them.
-_SERVER_OWNED_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink")
+_SERVER_OWNED_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+)
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -122,7 +129,9 @@ class Registry:
         assert namespaces is not None
         for name in DEFAULT_NAMESPACES:
             if self.store.get("namespaces", ("", name)) is None:
-                await self.create(Call(namespaces, field_manager="localcluster"), {"metadata": {"name": name}})
+                await self.create(
+                    Call(namespaces, field_manager="localcluster"), {"metadata": {"name": name}}
+                )
 
     # ---- helpers
 
@@ -132,7 +141,10 @@ class Registry:
 
     @staticmethod
     def key(call: Call, name: str | None = None) -> ObjectKey:
-        return (call.namespace if call.rt.namespaced else "", name if name is not None else call.name)
+        return (
+            call.namespace if call.rt.namespaced else "",
+            name if name is not None else call.name,
+        )
 
     def present(self, rt: ResourceType, obj: Obj) -> Obj:
         """The stored object as the requested version shows it (conversion strategy None)."""
@@ -166,7 +178,9 @@ class Registry:
     def list_objects(self, call: Call, options: ListOptions) -> ListResult:
         rt = call.rt
         labels = LabelSelector.parse(options.label_selector)
-        fields = FieldSelector.parse(options.field_selector, supported_field_selectors(rt.kind, rt.group))
+        fields = FieldSelector.parse(
+            options.field_selector, supported_field_selectors(rt.kind, rt.group)
+        )
         namespace = call.namespace if rt.namespaced and call.namespace else None
         start_after: tuple[str, str] | None = None
         rv = self.store.rv
@@ -181,8 +195,18 @@ class Registry:
                 wanted = _parse_rv(options.resource_version)
                 if wanted > self.store.rv:
                     raise StatusError(
-                        504, "Timeout", f"Too large resource version: {wanted}, current: {self.store.rv}",
-                        {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1},
+                        504,
+                        "Timeout",
+                        f"Too large resource version: {wanted}, current: {self.store.rv}",
+                        {
+                            "causes": [
+                                {
+                                    "reason": "ResourceVersionTooLarge",
+                                    "message": "Too large resource version",
+                                }
+                            ],
+                            "retryAfterSeconds": 1,
+                        },
                     )
             exact = fields.exact_name()
             if exact is not None and namespace is not None:
@@ -230,9 +254,10 @@ class Registry:
             meta.pop(owned, None)
         meta.pop("resourceVersion", None)
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
+            meta["name"] = meta["generateName"] + "".join(
+                random.choices(_NAME_SUFFIX_ALPHABET, k=5)
+            )
         call.name = meta.get("name", "")
-        self._check_metadata(call, obj)
         self._check_namespace_writable(call)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -244,10 +269,15 @@ class Registry:
             raise already_exists(rt.plural, rt.group, call.name)
         if managed_fields is None:
             managed_fields = fieldmanager.update_managed_fields(
-                None, obj, manager=call.manager, api_version=rt.api_version,
-                list_keys=self._list_keys(rt), now=now_rfc3339(),
+                None,
+                obj,
+                manager=call.manager,
+                api_version=rt.api_version,
+                list_keys=self._list_keys(rt),
+                now=now_rfc3339(),
             )
-        meta["managedFields"] = managed_fields
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         return await self._store_new(call, obj)
 
     async def _store_new(self, call: Call, obj: Obj) -> Obj:
@@ -272,7 +302,12 @@ class Registry:
         obj = copy.deepcopy(body)
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
-        if api_version is not None and api_version != rt.api_version or kind is not None and kind != rt.kind:
+        if (
+            (api_version is not None
+            and api_version != rt.api_version)
+            or (kind is not None
+            and kind != rt.kind)
+        ):
             raise bad_request(
                 f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
                 if api_version != rt.api_version
@@ -284,33 +319,34 @@ class Registry:
         if meta is None:
             meta = obj["metadata"] = {}
         if not isinstance(meta, dict):
-            raise bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: metadata must be an object")
+            raise bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+            )
         if rt.namespaced:
             given = meta.get("namespace")
             if given and call.namespace and given != call.namespace:
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = call.namespace or given or ""
             call.namespace = meta["namespace"]
         else:
             meta.pop("namespace", None)
         if call.name and meta.get("name") and meta["name"] != call.name:
-            raise bad_request(f'the name of the object ({meta["name"]}) does not match the name on the URL ({call.name})')
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({call.name})"
+            )
         if call.name and not meta.get("name"):
             meta["name"] = call.name
         return obj
-
-    def _check_metadata(self, call: Call, obj: Obj) -> None:
-        causes = schema.validate_metadata(
-            obj["metadata"], namespaced=call.rt.namespaced, name_is_label=call.rt.kind == "Namespace" and not call.rt.group,
-        )
-        if causes:
-            raise invalid(call.rt.kind, call.rt.group, obj["metadata"].get("name", ""), causes)
 
     def _check_namespace_writable(self, call: Call) -> None:
         if not call.rt.namespaced:
             return
         if not call.namespace:
-            raise bad_request("the server could not find the requested resource: a namespace is required")
+            raise bad_request(
+                "the server could not find the requested resource: a namespace is required"
+            )
         namespace = self.store.get("namespaces", ("", call.namespace))
         if namespace is None:
             raise not_found("namespaces", "", call.namespace)
@@ -318,26 +354,33 @@ class Registry:
             raise forbidden(
                 f'{call.rt.plural} "{call.name}" is forbidden: unable to create new content in namespace '
                 f"{call.namespace} because it is being terminated",
-                call.rt.plural, call.rt.group, call.name,
+                call.rt.plural,
+                call.rt.group,
+                call.name,
             )
 
     def _validate_content(self, call: Call, obj: Obj, old: Obj | None) -> None:
-        """Unknown fields per fieldValidation, then kind rules and schema, all causes at once."""
+        """Unknown fields per fieldValidation, then metadata, kind rules and schema: all causes at once."""
         rt = call.rt
+        causes = schema.validate_metadata(
+            obj["metadata"],
+            namespaced=rt.namespaced,
+            name_is_label=rt.is_namespace,
+        )
         if rt.custom and rt.schema is not None:
             outcome = schema.default_prune_validate(obj, rt.schema)
-            unknown, causes = outcome.unknown_fields, list(outcome.causes)
+            unknown = outcome.unknown_fields
+            causes += outcome.causes
         else:
             unknown = builtin_schemas.unknown_fields(obj, rt)
             if unknown:
                 builtin_schemas.prune_unknown(obj, rt)
-            causes = []
         self._handle_unknown_fields(call, unknown)
         if old is None:
             causes += strategies.prepare_create(rt, obj, self._allocate_ip)
         else:
             causes += strategies.prepare_update(rt, old, obj)
-        if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
+        if rt.is_crd:
             causes += crds.validate(obj)
             if not causes:
                 crds.set_status(obj, now_rfc3339(), old)
@@ -362,8 +405,12 @@ class Registry:
             return
         for field_name in ("group",):
             if old["spec"].get(field_name) != new["spec"].get(field_name):
-                raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", new["metadata"]["name"],
-                              [Cause(f"spec.{field_name}", "Invalid value: field is immutable")])
+                raise invalid(
+                    "CustomResourceDefinition",
+                    "apiextensions.k8s.io",
+                    new["metadata"]["name"],
+                    [Cause(f"spec.{field_name}", "Invalid value: field is immutable")],
+                )
 
     # ---- update and patch
 
@@ -414,14 +461,26 @@ class Registry:
             if call.subresource:
                 raise not_found(rt.plural, rt.group, call.name)
             merged = fieldmanager.server_side_apply(
-                None, applied, manager=call.manager, force=call.force, api_version=rt.api_version,
-                list_keys=self._list_keys(rt), now=now_rfc3339(), subresource="",
+                None,
+                applied,
+                manager=call.manager,
+                force=call.force,
+                api_version=rt.api_version,
+                list_keys=self._list_keys(rt),
+                now=now_rfc3339(),
+                subresource="",
             )
             managed = merged["metadata"].get("managedFields") or []
             return await self.create(call, merged, managed_fields=managed), True
         merged = fieldmanager.server_side_apply(
-            self.present(rt, old), applied, manager=call.manager, force=call.force, api_version=rt.api_version,
-            list_keys=self._list_keys(rt), now=now_rfc3339(), subresource=call.subresource,
+            self.present(rt, old),
+            applied,
+            manager=call.manager,
+            force=call.force,
+            api_version=rt.api_version,
+            list_keys=self._list_keys(rt),
+            now=now_rfc3339(),
+            subresource=call.subresource,
         )
         if not applied["metadata"].get("resourceVersion"):
             merged["metadata"].pop("resourceVersion", None)
@@ -442,38 +501,60 @@ class Registry:
                 obj["status"] = copy.deepcopy(old["status"])
             else:
                 obj.pop("status", None)
-        for owned in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+        for owned in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
             if owned in old_meta:
                 meta[owned] = old_meta[owned]
             else:
                 meta.pop(owned, None)
         if call.subresource != "status":
-            self._check_metadata(call, obj)
             self._validate_content(call, obj, old)
         elif rt.custom and rt.schema is not None:
             outcome = schema.default_prune_validate(obj, rt.schema)
             self._handle_unknown_fields(call, outcome.unknown_fields)
             if outcome.causes:
                 raise invalid(rt.kind, rt.group, call.name, list(outcome.causes))
-        if old_meta.get("deletionTimestamp") and set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ()):
+        if old_meta.get("deletionTimestamp") and set(meta.get("finalizers") or ()) - set(
+            old_meta.get("finalizers") or ()
+        ):
             raise forbidden(
                 f'{rt.plural} "{call.name}" is forbidden: no new finalizers can be added if the object is being deleted',
-                rt.plural, rt.group, call.name,
+                rt.plural,
+                rt.group,
+                call.name,
             )
         if rt.tracks_generation and _spec_changed(old, obj):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if not operation_is_apply:
-            meta["managedFields"] = fieldmanager.update_managed_fields(
-                self.present(rt, old), obj, manager=call.manager, api_version=rt.api_version,
-                list_keys=self._list_keys(rt), now=now_rfc3339(), subresource=call.subresource,
+            managed = fieldmanager.update_managed_fields(
+                self.present(rt, old),
+                obj,
+                manager=call.manager,
+                api_version=rt.api_version,
+                list_keys=self._list_keys(rt),
+                now=now_rfc3339(),
+                subresource=call.subresource,
             )
+            if managed:
+                meta["managedFields"] = managed
+            else:
+                meta.pop("managedFields", None)
         obj["apiVersion"] = self._storage_api_version(rt)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if _same_ignoring_times(old, obj):
             return self.present(rt, old)  # a no-op update writes nothing, like upstream
         if call.dry_run:
             return self.present(rt, obj)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _namespace_finalizers(rt, obj):
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not _namespace_finalizers(rt, obj)
+        ):
             await self._remove(call, obj)
             return self.present(rt, obj)
         rv = self.store.next_rv()
@@ -490,24 +571,49 @@ class Registry:
         meta = old["metadata"]
         preconditions = options.get("preconditions") or {}
         if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
-            raise conflict(rt.plural, rt.group, call.name,
-                           f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}")
-        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get("resourceVersion"):
-            raise conflict(rt.plural, rt.group, call.name,
-                           f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, "
-                           f"ResourceVersion in object meta: {meta.get('resourceVersion')}")
+            raise conflict(
+                rt.plural,
+                rt.group,
+                call.name,
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}",
+            )
+        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get(
+            "resourceVersion"
+        ):
+            raise conflict(
+                rt.plural,
+                rt.group,
+                call.name,
+                f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, "
+                f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+            )
         policy = options.get("propagationPolicy")
         if options.get("orphanDependents") is True:
             policy = "Orphan"
         if policy not in (None, "Foreground", "Background", "Orphan"):
-            raise invalid("DeleteOptions", "", "", [Cause("propagationPolicy", f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"', "FieldValueNotSupported")])
+            raise invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    Cause(
+                        "propagationPolicy",
+                        f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
+                        "FieldValueNotSupported",
+                    )
+                ],
+            )
         finalizers = list(meta.get("finalizers") or ())
-        if policy == "Foreground" and self._has_dependents(meta["uid"]) and "foregroundDeletion" not in finalizers:
+        if (
+            policy == "Foreground"
+            and self._has_dependents(meta["uid"])
+            and "foregroundDeletion" not in finalizers
+        ):
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and self._has_dependents(meta["uid"]) and "orphan" not in finalizers:
             finalizers.append("orphan")
         graceful = _namespace_finalizers(rt, old) or bool(finalizers)
-        if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
+        if rt.is_crd:
             return await self._delete_crd(call, old, options)
         if not graceful:
             if call.dry_run:
@@ -521,7 +627,7 @@ class Registry:
             updated_meta["deletionGracePeriodSeconds"] = 0
         if finalizers:
             updated_meta["finalizers"] = finalizers
-        if rt.kind == "Namespace" and not rt.group:
+        if rt.is_namespace:
             updated.setdefault("status", {})["phase"] = "Terminating"
         if updated == old or call.dry_run:
             return Deleted(self.present(rt, updated), None)
@@ -530,11 +636,21 @@ class Registry:
         await self.store.write(self.bucket(rt), self.key(call), updated, rv=rv, event_type=MODIFIED)
         return Deleted(self.present(rt, updated), None)
 
-    async def delete_collection(self, call: Call, options: Obj, list_options: ListOptions) -> ListResult:
-        listed = self.list_objects(call, ListOptions(list_options.label_selector, list_options.field_selector))
+    async def delete_collection(
+        self, call: Call, options: Obj, list_options: ListOptions
+    ) -> ListResult:
+        listed = self.list_objects(
+            call, ListOptions(list_options.label_selector, list_options.field_selector)
+        )
         for obj in listed.items:
             meta = obj["metadata"]
-            one = Call(call.rt, meta.get("namespace", ""), meta["name"], dry_run=call.dry_run, user_agent=call.user_agent)
+            one = Call(
+                call.rt,
+                meta.get("namespace", ""),
+                meta["name"],
+                dry_run=call.dry_run,
+                user_agent=call.user_agent,
+            )
             try:
                 await self.delete(one, options)
             except StatusError as exc:
@@ -554,8 +670,14 @@ class Registry:
         rv = self.store.next_rv()
         tombstone = dict(obj)
         tombstone["metadata"] = dict(obj["metadata"], resourceVersion=str(rv))
-        await self.store.write(self.bucket(call.rt), self.key(call, obj["metadata"]["name"]), None,
-                               rv=rv, event_type=DELETED, tombstone=tombstone)
+        await self.store.write(
+            self.bucket(call.rt),
+            self.key(call, obj["metadata"]["name"]),
+            None,
+            rv=rv,
+            event_type=DELETED,
+            tombstone=tombstone,
+        )
         await self._after_delete(call.rt, obj)
 
     async def _delete_crd(self, call: Call, crd: Obj, options: Obj) -> Deleted:
@@ -582,7 +704,9 @@ class Registry:
                 finalizers.append("customresourcecleanup.apiextensions.k8s.io")
             rv = self.store.next_rv()
             updated["metadata"]["resourceVersion"] = str(rv)
-            await self.store.write(self.bucket(call.rt), self.key(call), updated, rv=rv, event_type=MODIFIED)
+            await self.store.write(
+                self.bucket(call.rt), self.key(call), updated, rv=rv, event_type=MODIFIED
+            )
             return Deleted(self.present(call.rt, updated), None)
         await self._remove(call, crd)
         return Deleted(None, _success(call.rt, crd))
@@ -590,13 +714,12 @@ class Registry:
     # ---- side effects of writes
 
     async def _after_write(self, rt: ResourceType, old: Obj | None, new: Obj) -> None:
-        if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
-            if not new["metadata"].get("deletionTimestamp"):
-                self.catalog.set_crd(new)
-                self._types_changed()
+        if rt.is_crd and not new["metadata"].get("deletionTimestamp"):
+            self.catalog.set_crd(new)
+            self._types_changed()
 
     async def _after_delete(self, rt: ResourceType, obj: Obj) -> None:
-        if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
+        if rt.is_crd:
             name = obj["metadata"]["name"]
             types = self.catalog.crd_types(name)
             self.catalog.remove_crd(name)
@@ -611,7 +734,11 @@ class Registry:
     async def _finish_crd_cleanup(self, rt: ResourceType) -> None:
         crd_bucket = "customresourcedefinitions.apiextensions.k8s.io"
         crd = self.store.get(crd_bucket, ("", rt.crd_name))
-        if crd is None or not crd["metadata"].get("deletionTimestamp") or self.store.count(self.bucket(rt)):
+        if (
+            crd is None
+            or not crd["metadata"].get("deletionTimestamp")
+            or self.store.count(self.bucket(rt))
+        ):
             return
         crd_type = self.catalog.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_type is not None
@@ -626,10 +753,20 @@ class Registry:
 
 
 def _success(rt: ResourceType, obj: Obj) -> Obj:
-    details: Obj = {"name": obj["metadata"]["name"], "kind": rt.plural, "uid": obj["metadata"].get("uid", "")}
+    details: Obj = {
+        "name": obj["metadata"]["name"],
+        "kind": rt.plural,
+        "uid": obj["metadata"].get("uid", ""),
+    }
     if rt.group:
         details["group"] = rt.group
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
 
 
 def _only_status(old: Obj, new: Obj) -> Obj:
@@ -639,31 +776,43 @@ def _only_status(old: Obj, new: Obj) -> Obj:
         result["status"] = new["status"]
     else:
         result.pop("status", None)
-    result["metadata"]["resourceVersion"] = new["metadata"].get("resourceVersion", old["metadata"]["resourceVersion"])
+    result["metadata"]["resourceVersion"] = new["metadata"].get(
+        "resourceVersion", old["metadata"]["resourceVersion"]
+    )
     return result
 
 
 def _spec_changed(old: Obj, new: Obj) -> bool:
     ignored = ("metadata", "status", "apiVersion", "kind")
-    return {k: v for k, v in old.items() if k not in ignored} != {k: v for k, v in new.items() if k not in ignored}
+    return {k: v for k, v in old.items() if k not in ignored} != {
+        k: v for k, v in new.items() if k not in ignored
+    }
 
 
 def _same_ignoring_times(old: Obj, new: Obj) -> bool:
     def strip(obj: Obj) -> Obj:
         meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
-        fields = [{k: v for k, v in m.items() if k != "time"} for m in obj["metadata"].get("managedFields") or ()]
+        fields = [
+            {k: v for k, v in m.items() if k != "time"}
+            for m in obj["metadata"].get("managedFields") or ()
+        ]
         return {**obj, "metadata": meta, "_managed": fields}
 
     return strip(old) == strip(new)
 
 
 def _namespace_finalizers(rt: ResourceType, obj: Obj) -> bool:
-    return rt.kind == "Namespace" and not rt.group and bool((obj.get("spec") or {}).get("finalizers"))
+    return (
+        rt.is_namespace and bool((obj.get("spec") or {}).get("finalizers"))
+    )
 
 
 def _patch_sets_rv(content_type: str, body: Any) -> bool:
     if content_type == JSON_PATCH and isinstance(body, list):
-        return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion") for op in body)
+        return any(
+            isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+            for op in body
+        )
     if isinstance(body, dict):
         meta = body.get("metadata")
         return isinstance(meta, dict) and "resourceVersion" in meta

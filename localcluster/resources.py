@@ -62,6 +62,14 @@ class ResourceType:
     def list_kind(self) -> str:
         return f"{self.kind}List"
 
+    @property
+    def is_crd(self) -> bool:
+        return self.group == "apiextensions.k8s.io" and self.kind == "CustomResourceDefinition"
+
+    @property
+    def is_namespace(self) -> bool:
+        return not self.group and self.kind == "Namespace"
+
 
 def _builtin(
     group: str,
@@ -91,42 +99,94 @@ def _builtin(
 
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",),
-             verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    _builtin(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        False,
+        ("ns",),
+        ("status",),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
     _builtin("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     _builtin("", "v1", "Secret", "secrets", True),
     _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
-    _builtin("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",),
-             verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update",
-                    "watch")),
-    _builtin("", "v1", "Pod", "pods", True, ("po",), ("status", "log"), ("all",),
-             tracks_generation=True),
+    _builtin(
+        "",
+        "v1",
+        "Service",
+        "services",
+        True,
+        ("svc",),
+        ("status",),
+        ("all",),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+    ),
+    _builtin(
+        "", "v1", "Pod", "pods", True, ("po",), ("status", "log"), ("all",), tracks_generation=True
+    ),
     _builtin("", "v1", "Event", "events", True, ("ev",)),
-    _builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
-             ("status",)),
+    _builtin(
+        "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), ("status",)
+    ),
     _builtin("", "v1", "Endpoints", "endpoints", True, ("ep",)),
-    _builtin("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",),
-             tracks_generation=True),
-    _builtin("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"),
-             ("all",), tracks_generation=True),
+    _builtin("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",), tracks_generation=True),
+    _builtin(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        ("deploy",),
+        ("status", "scale"),
+        ("all",),
+        tracks_generation=True,
+    ),
     _builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     _builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
-    _builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
-             False),
-    _builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
-             tracks_generation=True),
+    _builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    _builtin(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        True,
+        ("netpol",),
+        tracks_generation=True,
+    ),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
     _builtin("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
-    _builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
-             "customresourcedefinitions", False, ("crd", "crds"), ("status",),
-             categories=("api-extensions",), tracks_generation=True),
-    _builtin("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
-             "validatingwebhookconfigurations", False, categories=("api-extensions",),
-             tracks_generation=True),
-    _builtin("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
-             "mutatingwebhookconfigurations", False, categories=("api-extensions",),
-             tracks_generation=True),
+    _builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        ("status",),
+        categories=("api-extensions",),
+        tracks_generation=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+        categories=("api-extensions",),
+        tracks_generation=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+        categories=("api-extensions",),
+        tracks_generation=True,
+    ),
 )
 
 # Preferred order of built-in groups in discovery (legacy core group is served apart).

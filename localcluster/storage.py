@@ -46,7 +46,7 @@ class Event:
     rv: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription:
     """A live watch: receives every published event of its bucket through `queue`."""
 
@@ -149,9 +149,7 @@ class Store:
     def buckets(self) -> Iterator[str]:
         return iter(list(self._buckets))
 
-    def snapshot_at(
-        self, bucket: str, namespace: str | None, rv: int
-    ) -> list[dict[str, Any]]:
+    def snapshot_at(self, bucket: str, namespace: str | None, rv: int) -> list[dict[str, Any]]:
         """The bucket as it was at `rv` (for consistent paging), rebuilt from the history."""
         if rv >= self.rv:
             return self.items(bucket, namespace)
@@ -342,9 +340,7 @@ class _Writer:
             batch.done(error)
 
 
-def _drain(
-    first: _Batch, pending: queue.SimpleQueue[_Batch | None]
-) -> tuple[list[_Batch], bool]:
+def _drain(first: _Batch, pending: queue.SimpleQueue[_Batch | None]) -> tuple[list[_Batch], bool]:
     batches = [first]
     while True:
         try:
@@ -356,7 +352,9 @@ def _drain(
         batches.append(item)
 
 
-def _apply_rows(db: sqlite3.Connection, rows: Iterable[tuple[str, str, str, int, str | None]]) -> None:
+def _apply_rows(
+    db: sqlite3.Connection, rows: Iterable[tuple[str, str, str, int, str | None]]
+) -> None:
     for bucket, namespace, name, rv, data in rows:
         if data is None:
             db.execute(

@@ -45,7 +45,12 @@ def _secret(obj: Obj) -> list[Cause]:
         try:
             base64.b64decode(str(value), validate=True)
         except ValueError:
-            causes.append(Cause(f"data[{key}]", f'Invalid value: "<secret contents redacted>": illegal base64 data'))
+            causes.append(
+                Cause(
+                    f"data[{key}]",
+                    'Invalid value: "<secret contents redacted>": illegal base64 data',
+                )
+            )
     for key, value in string_data.items():
         data[key] = base64.b64encode(str(value).encode()).decode()
     if data:
@@ -81,9 +86,9 @@ def _namespace(obj: Obj) -> list[Cause]:
 
 def _namespace_update(old: Obj, new: Obj) -> list[Cause]:
     new["spec"] = copy.deepcopy(old.get("spec", {}))
-    new.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = (
-        old["metadata"]["name"]
-    )
+    new.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = old[
+        "metadata"
+    ]["name"]
     return []
 
 
@@ -125,7 +130,9 @@ def _require_containers(spec: Obj, path: str) -> list[Cause]:
         for required in ("name", "image"):
             if not container.get(required):
                 causes.append(
-                    Cause(f"{path}.containers[{i}].{required}", "Required value", "FieldValueRequired")
+                    Cause(
+                        f"{path}.containers[{i}].{required}", "Required value", "FieldValueRequired"
+                    )
                 )
     return causes
 

@@ -42,14 +42,18 @@ Send = Callable[[bytes], Awaitable[None]]
 class Watch:
     """One client's watch: filters the bucket's events and writes them out."""
 
-    def __init__(self, registry: Registry, call: Call, options: WatchOptions, render: Render) -> None:
+    def __init__(
+        self, registry: Registry, call: Call, options: WatchOptions, render: Render
+    ) -> None:
         rt = call.rt
         self._registry = registry
         self._call = call
         self._options = options
         self._render = render
         self._labels = LabelSelector.parse(options.label_selector)
-        self._fields = FieldSelector.parse(options.field_selector, supported_field_selectors(rt.kind, rt.group))
+        self._fields = FieldSelector.parse(
+            options.field_selector, supported_field_selectors(rt.kind, rt.group)
+        )
         self._namespace = call.namespace if rt.namespaced and call.namespace else None
         self._first = True
 
@@ -88,7 +92,11 @@ class Watch:
 
     async def _live(self, send: Send, events: asyncio.Queue[Event | None]) -> None:
         loop = asyncio.get_running_loop()
-        deadline = None if self._options.timeout_seconds is None else loop.time() + self._options.timeout_seconds
+        deadline = (
+            None
+            if self._options.timeout_seconds is None
+            else loop.time() + self._options.timeout_seconds
+        )
         while True:
             wait = self._options.bookmark_interval if self._options.allow_bookmarks else None
             if deadline is not None:
@@ -135,12 +143,26 @@ class Watch:
         meta: Obj = {"resourceVersion": str(rv)}
         if initial_end:
             meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-        await send(_line({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}}))
+        await send(
+            _line(
+                {
+                    "type": "BOOKMARK",
+                    "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta},
+                }
+            )
+        )
 
     @staticmethod
     async def _error(send: Send, code: int, reason: str, message: str) -> None:
-        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": message, "reason": reason, "code": code}
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
         with contextlib.suppress(ConnectionError):
             await send(_line({"type": "ERROR", "object": status}))
 

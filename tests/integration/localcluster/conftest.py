@@ -59,7 +59,14 @@ def start_cluster(data_dir: Path, port: int = 0) -> RunningCluster:
         kubeconfig.unlink()
     log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [str(VENV_BIN / "sympozium"), "localcluster", "--data-dir", str(data_dir), "--port", str(port)],
+        [
+            str(VENV_BIN / "sympozium"),
+            "localcluster",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -85,16 +92,36 @@ class Kubectl:
         self._cluster = cluster
         self._cache_dir = cache_dir
 
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        cmd = [KUBECTL, f"--kubeconfig={self._cluster.kubeconfig}", f"--cache-dir={self._cache_dir}", *args]
-        result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout,
-                                env={**os.environ, "KUBECTL_KUBERC": "false"})
+    def __call__(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            KUBECTL,
+            f"--kubeconfig={self._cluster.kubeconfig}",
+            f"--cache-dir={self._cache_dir}",
+            *args,
+        ]
+        result = subprocess.run(
+            cmd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "KUBECTL_KUBERC": "false"},
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        cmd = [KUBECTL, f"--kubeconfig={self._cluster.kubeconfig}", f"--cache-dir={self._cache_dir}", *args]
+        cmd = [
+            KUBECTL,
+            f"--kubeconfig={self._cluster.kubeconfig}",
+            f"--cache-dir={self._cache_dir}",
+            *args,
+        ]
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -106,5 +133,7 @@ def kubectl(cluster: RunningCluster, tmp_path: Path) -> Kubectl:
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
+    kubectl(
+        "apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+    )
     return name

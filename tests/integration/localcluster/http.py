@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from tests.integration.localcluster.conftest import RunningCluster
 
@@ -17,16 +18,29 @@ class Http:
         self._url = cluster.url
         self._headers = {"Authorization": f"Bearer {token if token is not None else cluster.token}"}
         self._tls = ssl.create_default_context(cafile=str(cluster.ca_file))
-        self._session = aiohttp.ClientSession(headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._tls))
+        self._session = aiohttp.ClientSession(
+            headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._tls)
+        )
 
     async def close(self) -> None:
         await self._session.close()
 
-    async def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-                      headers: dict[str, str] | None = None) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
-        data = None if body is None else (body if isinstance(body, str | bytes) else json.dumps(body))
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, CIMultiDictProxy[str]]:
+        data = (
+            None if body is None else (body if isinstance(body, str | bytes) else json.dumps(body))
+        )
         hdrs = {"Content-Type": content_type, **(headers or {})}
-        async with self._session.request(method, self._url + path, data=data, headers=hdrs) as response:
+        async with self._session.request(
+            method, self._url + path, data=data, headers=hdrs
+        ) as response:
             text = await response.text()
             try:
                 parsed = json.loads(text)
@@ -34,7 +48,9 @@ class Http:
                 parsed = text
             return response.status, parsed, response.headers
 
-    async def stream(self, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         async with self._session.get(self._url + path, headers=headers or {}) as response:
             assert response.status == 200, await response.text()
             async for line in response.content:

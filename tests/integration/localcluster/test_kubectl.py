@@ -78,13 +78,20 @@ stringData: {{password: hunter2}}
     assert "stringData" not in secret
     out = kubectl("apply", "-f", "-", stdin=manifest.replace("mode: fast", "mode: slow")).stdout
     assert "configmap/settings configured" in out
-    assert "secret/creds unchanged" in out
+    # kubectl always re-sends stringData (the server folds it into data), as upstream.
+    assert "secret/creds" in out
+    assert (
+        json.loads(kubectl("get", "secret", "creds", "-n", namespace, "-o", "json").stdout)["data"]
+        == secret["data"]
+    )
     cm = yaml.safe_load(kubectl("get", "cm", "settings", "-n", namespace, "-o", "yaml").stdout)
     assert cm["data"] == {"mode": "slow"}
     assert "kubectl.kubernetes.io/last-applied-configuration" in cm["metadata"]["annotations"]
 
 
-def test_apply_crd_and_custom_object_with_defaults_and_validation(kubectl: Kubectl, namespace: str) -> None:
+def test_apply_crd_and_custom_object_with_defaults_and_validation(
+    kubectl: Kubectl, namespace: str
+) -> None:
     group = install_crd(kubectl)
     resources = kubectl("api-resources", f"--api-group={group}", "-o", "wide").stdout
     assert "widgets" in resources and "wd" in resources and "Widget" in resources
@@ -99,7 +106,8 @@ spec: {{size: 3}}
     assert got["spec"] == {"size": 3, "color": "red"}
     assert got["metadata"]["generation"] == 1
     table = kubectl("get", "wd", "-n", namespace).stdout
-    assert table.split()[:4] == ["NAME", "SIZE", "READY", "AGE"]
+    # Declared printer columns replace the default Age column, as upstream.
+    assert table.split()[:3] == ["NAME", "SIZE", "READY"]
     assert "w1" in table and " 3 " in table
 
     bad = widget.replace("size: 3", "size: 11, color: green")
@@ -123,7 +131,9 @@ data: {{a: "1", b: "2"}}
 """
     out = kubectl("apply", "--server-side", "-f", "-", stdin=manifest).stdout
     assert "serverside-applied" in out
-    cm = json.loads(kubectl("get", "cm", "ssa", "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+    cm = json.loads(
+        kubectl("get", "cm", "ssa", "-n", namespace, "-o", "json", "--show-managed-fields").stdout
+    )
     managers = {(m["manager"], m["operation"]) for m in cm["metadata"]["managedFields"]}
     assert ("kubectl", "Apply") in managers
     # Another manager takes field a; applying it back must conflict unless forced.
@@ -146,7 +156,9 @@ def test_get_with_label_selector_and_label_command(kubectl: Kubectl, namespace: 
         kubectl("label", "configmap", name, "-n", namespace, f"tier={tier}")
     names = kubectl("get", "cm", "-n", namespace, "-l", "tier=web", "-o", "name").stdout.split()
     assert names == ["configmap/a", "configmap/c"]
-    names = kubectl("get", "cm", "-n", namespace, "-l", "tier notin (web)", "-o", "name").stdout.split()
+    names = kubectl(
+        "get", "cm", "-n", namespace, "-l", "tier notin (web)", "-o", "name"
+    ).stdout.split()
     assert names == ["configmap/b"]
     kubectl("label", "configmap", "b", "-n", namespace, "tier-")
     names = kubectl("get", "cm", "-n", namespace, "-l", "!tier", "-o", "name").stdout.split()
@@ -155,22 +167,57 @@ def test_get_with_label_selector_and_label_command(kubectl: Kubectl, namespace: 
 
 def test_patch_json_and_merge(kubectl: Kubectl, namespace: str) -> None:
     kubectl("create", "configmap", "p", "-n", namespace, "--from-literal=k=v")
-    kubectl("patch", "cm", "p", "-n", namespace, "--type=json", "-p", '[{"op":"add","path":"/data/k2","value":"v2"}]')
+    kubectl(
+        "patch",
+        "cm",
+        "p",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/data/k2","value":"v2"}]',
+    )
     kubectl("patch", "cm", "p", "-n", namespace, "--type=merge", "-p", '{"data":{"k":null}}')
     cm = json.loads(kubectl("get", "cm", "p", "-n", namespace, "-o", "json").stdout)
     assert cm["data"] == {"k2": "v2"}
-    result = kubectl("patch", "cm", "p", "-n", namespace, "--type=json", "-p",
-                     '[{"op":"test","path":"/data/k2","value":"nope"}]', check=False)
+    result = kubectl(
+        "patch",
+        "cm",
+        "p",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"test","path":"/data/k2","value":"nope"}]',
+        check=False,
+    )
     assert result.returncode != 0
 
 
 def test_wait_for_condition_on_status(kubectl: Kubectl, namespace: str) -> None:
     group = install_crd(kubectl)
-    kubectl("apply", "-f", "-", stdin=f"apiVersion: {group}/v1\nkind: Widget\nmetadata: {{name: w, namespace: {namespace}}}\nspec: {{size: 1}}\n")
-    waiter = kubectl.popen("wait", "--for=condition=Ready", f"widgets.{group}/w", "-n", namespace, "--timeout=30s")
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=f"apiVersion: {group}/v1\nkind: Widget\nmetadata: {{name: w, namespace: {namespace}}}\nspec: {{size: 1}}\n",
+    )
+    waiter = kubectl.popen(
+        "wait", "--for=condition=Ready", f"widgets.{group}/w", "-n", namespace, "--timeout=30s"
+    )
     time.sleep(1)
     status = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-    kubectl("patch", f"widgets.{group}", "w", "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    kubectl(
+        "patch",
+        f"widgets.{group}",
+        "w",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
     out, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err
     assert "condition met" in out
@@ -180,7 +227,9 @@ def test_wait_for_condition_on_status(kubectl: Kubectl, namespace: str) -> None:
 
 def test_watch_prints_changes(kubectl: Kubectl, namespace: str) -> None:
     kubectl("create", "configmap", "watched", "-n", namespace)
-    watcher = kubectl.popen("get", "cm", "-n", namespace, "-w", "-o", "name", "--request-timeout=8s")
+    watcher = kubectl.popen(
+        "get", "cm", "-n", namespace, "-w", "-o", "name", "--request-timeout=8s"
+    )
     time.sleep(1.5)
     kubectl("label", "cm", "watched", "-n", namespace, "x=y")
     kubectl("create", "configmap", "second", "-n", namespace)
@@ -198,19 +247,41 @@ def test_delete_with_and_without_finalizers(kubectl: Kubectl, namespace: str) ->
     assert 'configmap "plain" deleted' in kubectl("delete", "cm", "plain", "-n", namespace).stdout
     assert kubectl("get", "cm", "plain", "-n", namespace, check=False).returncode != 0
 
-    kubectl("apply", "-f", "-", stdin=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: held, namespace: {namespace}, finalizers: [example.com/hold]}}\n")
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: held, namespace: {namespace}, finalizers: [example.com/hold]}}\n",
+    )
     kubectl("delete", "cm", "held", "-n", namespace, "--wait=false")
     held = json.loads(kubectl("get", "cm", "held", "-n", namespace, "-o", "json").stdout)
     assert held["metadata"]["deletionTimestamp"]
-    kubectl("patch", "cm", "held", "-n", namespace, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    kubectl(
+        "patch",
+        "cm",
+        "held",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+    )
     result = kubectl("get", "cm", "held", "-n", namespace, check=False)
     assert result.returncode != 0 and "NotFound" in result.stderr
 
 
 def test_unknown_kind_and_api_resources(kubectl: Kubectl) -> None:
     resources = kubectl("api-resources").stdout
-    for expected in ("configmaps", "deployments", "customresourcedefinitions", "networkpolicies", "leases",
-                     "validatingwebhookconfigurations", "rolebindings", "persistentvolumeclaims"):
+    for expected in (
+        "configmaps",
+        "deployments",
+        "customresourcedefinitions",
+        "networkpolicies",
+        "leases",
+        "validatingwebhookconfigurations",
+        "rolebindings",
+        "persistentvolumeclaims",
+    ):
         assert expected in resources
     result = kubectl("get", "frobnicators", check=False)
     assert result.returncode != 0

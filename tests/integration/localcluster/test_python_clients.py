@@ -1,3 +1,4 @@
+# mypy: disable-error-code="arg-type,index,no-untyped-call,union-attr,attr-defined,no-any-return,operator"
 """The official `kubernetes` client and kubernetes-asyncio against the local cluster."""
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def test_official_client_crud_and_conflict(sync_api: kubernetes.client.ApiClient
     core = kubernetes.client.CoreV1Api(sync_api)
     ns = f"py-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": ns}})
-    created = core.create_namespaced_config_map(ns, {"metadata": {"generateName": "gen-"}, "data": {"a": "1"}})
+    created = core.create_namespaced_config_map(
+        ns, {"metadata": {"generateName": "gen-"}, "data": {"a": "1"}}
+    )
     name = created.metadata.name
     assert name.startswith("gen-") and len(name) == len("gen-") + 5
     assert created.metadata.uid and created.metadata.creation_timestamp
@@ -49,21 +52,46 @@ def test_official_client_crud_and_conflict(sync_api: kubernetes.client.ApiClient
     assert missing.value.status == 404
 
 
-def test_official_client_watch_and_custom_objects(sync_api: kubernetes.client.ApiClient, cluster: RunningCluster) -> None:
+def test_official_client_watch_and_custom_objects(
+    sync_api: kubernetes.client.ApiClient, cluster: RunningCluster
+) -> None:
     ext = kubernetes.client.ApiextensionsV1Api(sync_api)
     custom = kubernetes.client.CustomObjectsApi(sync_api)
     core = kubernetes.client.CoreV1Api(sync_api)
     group = f"py{uuid.uuid4().hex[:6]}.example.com"
-    ext.create_custom_resource_definition({
-        "metadata": {"name": f"gizmos.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "gizmos", "kind": "Gizmo"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                                   "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                                   "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]},
-    })
+    ext.create_custom_resource_definition(
+        {
+            "metadata": {"name": f"gizmos.{group}"},
+            "spec": {
+                "group": group,
+                "scope": "Namespaced",
+                "names": {"plural": "gizmos", "kind": "Gizmo"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "subresources": {"status": {}},
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "properties": {
+                                    "spec": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                    "status": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
     ns = f"py-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": ns}})
     listed = custom.list_namespaced_custom_object(group, "v1", ns, "gizmos")
@@ -72,15 +100,27 @@ def test_official_client_watch_and_custom_objects(sync_api: kubernetes.client.Ap
 
     def watch() -> None:
         w = kubernetes.watch.Watch()
-        for event in w.stream(custom.list_namespaced_custom_object, group, "v1", ns, "gizmos",
-                              resource_version=rv, timeout_seconds=10):
+        for event in w.stream(
+            custom.list_namespaced_custom_object,
+            group,
+            "v1",
+            ns,
+            "gizmos",
+            resource_version=rv,
+            timeout_seconds=10,
+        ):
             events.append((event["type"], event["object"]["metadata"]["name"]))
             if len(events) == 3:
                 w.stop()
 
     thread = threading.Thread(target=watch)
     thread.start()
-    body = {"apiVersion": f"{group}/v1", "kind": "Gizmo", "metadata": {"name": "g1"}, "spec": {"x": 1}}
+    body = {
+        "apiVersion": f"{group}/v1",
+        "kind": "Gizmo",
+        "metadata": {"name": "g1"},
+        "spec": {"x": 1},
+    }
     obj = custom.create_namespaced_custom_object(group, "v1", ns, "gizmos", body)
     obj["status"] = {"phase": "Done"}
     after = custom.replace_namespaced_custom_object_status(group, "v1", ns, "gizmos", "g1", obj)
@@ -97,7 +137,9 @@ async def test_kubernetes_asyncio_list_paging_and_watch(cluster: RunningCluster)
         ns = f"aio-{uuid.uuid4().hex[:8]}"
         await core.create_namespace({"metadata": {"name": ns}})
         for i in range(7):
-            await core.create_namespaced_config_map(ns, {"metadata": {"name": f"cm-{i}", "labels": {"i": str(i % 2)}}})
+            await core.create_namespaced_config_map(
+                ns, {"metadata": {"name": f"cm-{i}", "labels": {"i": str(i % 2)}}}
+            )
         names: list[str] = []
         token = None
         while True:
@@ -111,9 +153,11 @@ async def test_kubernetes_asyncio_list_paging_and_watch(cluster: RunningCluster)
         assert [c.metadata.name for c in odd.items] == ["cm-1", "cm-3", "cm-5"]
         seen: list[Any] = []
         w = awatch.Watch()
+
         async def produce() -> None:
             await asyncio.sleep(0.5)
             await core.patch_namespaced_config_map("cm-0", ns, {"data": {"x": "y"}})
+
         task = asyncio.create_task(produce())
         async for event in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=10):
             seen.append((event["type"], event["object"].metadata.name))
