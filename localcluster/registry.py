@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from localcluster import builtin_schemas, crds, fieldmanager, patch, schema, strategies
+from localcluster import builtin_schemas, crds, fieldmanager, patch, scale, schema, strategies
 from localcluster.catalog import Catalog
 from localcluster.errors import (
     STALE_OBJECT,
@@ -173,7 +173,10 @@ class Registry:
     # ---- reads
 
     def get(self, call: Call) -> Obj:
-        return self.present(call.rt, self._existing(call))
+        obj = self._existing(call)
+        if call.subresource == "scale":
+            return scale.to_scale(call.rt, obj)
+        return self.present(call.rt, obj)
 
     def list_objects(self, call: Call, options: ListOptions) -> ListResult:
         rt = call.rt
@@ -416,8 +419,19 @@ class Registry:
 
     async def update(self, call: Call, body: Any) -> Obj:
         old = self._existing(call)
+        if call.subresource == "scale":
+            if not isinstance(body, dict):
+                raise bad_request("the body of the request is not a Scale object")
+            return await self._update_scale(call, old, body)
         obj = self._decode_body(call, body)
         return await self._update(call, old, obj, operation_is_apply=False)
+
+    async def _update_scale(self, call: Call, old: Obj, new_scale: Obj) -> Obj:
+        obj, causes = scale.apply_scale(call.rt, self.present(call.rt, old), new_scale)
+        if causes:
+            raise invalid("Scale", "autoscaling", call.name, causes)
+        updated = await self._update(call, old, obj, operation_is_apply=False)
+        return scale.to_scale(call.rt, updated)
 
     async def patch(self, call: Call, content_type: str, body: Any) -> tuple[Obj, bool]:
         """Applies a patch; returns the object and whether it was created (apply only)."""
@@ -428,7 +442,8 @@ class Registry:
             return await self._apply(call, old, body)
         if old is None:
             raise not_found(rt.plural, rt.group, call.name)
-        current = self.present(rt, old)
+        scaling = call.subresource == "scale"
+        current = scale.to_scale(rt, old) if scaling else self.present(rt, old)
         if content_type == JSON_PATCH:
             patched = patch.apply_json_patch(current, body)
         elif content_type == MERGE_PATCH:
@@ -436,7 +451,7 @@ class Registry:
                 raise bad_request("merge patch must be a JSON object")
             patched = patch.apply_merge_patch(current, body)
         elif content_type == STRATEGIC_PATCH:
-            if rt.custom:
+            if rt.custom and not scaling:
                 raise unsupported_media_type(content_type)
             if not isinstance(body, dict):
                 raise bad_request("strategic merge patch must be a JSON object")
@@ -449,6 +464,8 @@ class Registry:
         patched_meta = patched.get("metadata") or {}
         if not _patch_sets_rv(content_type, body):
             patched_meta.pop("resourceVersion", None)
+        if scaling:
+            return await self._update_scale(call, old, patched), False
         obj = self._decode_body(call, patched)
         return await self._update(call, old, obj, operation_is_apply=False), False
 

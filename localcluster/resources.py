@@ -45,6 +45,8 @@ class ResourceType:
     storage: bool = True
     # Kinds whose spec changes bump metadata.generation.
     tracks_generation: bool = False
+    # The scale subresource's JSON paths: spec replicas, status replicas, label selector.
+    scale_paths: tuple[str, str, str] = (".spec.replicas", ".status.replicas", ".status.selector")
 
     @property
     def api_version(self) -> str:
@@ -227,6 +229,7 @@ def from_crd(crd: dict[str, Any]) -> list[ResourceType]:
             continue
         subresources = version.get("subresources") or {}
         subs = tuple(s for s in ("status", "scale") if s in subresources)
+        scale = subresources.get("scale") or {}
         schema = (version.get("schema") or {}).get("openAPIV3Schema") or {
             "type": "object",
             "x-kubernetes-preserve-unknown-fields": True,
@@ -248,6 +251,11 @@ def from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 crd_name=crd["metadata"]["name"],
                 storage=bool(version.get("storage", False)),
                 tracks_generation=True,
+                scale_paths=(
+                    scale.get("specReplicasPath", ".spec.replicas"),
+                    scale.get("statusReplicasPath", ".status.replicas"),
+                    scale.get("labelSelectorPath", ""),
+                ),
             )
         )
     return types

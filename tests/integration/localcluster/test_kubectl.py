@@ -286,3 +286,35 @@ def test_unknown_kind_and_api_resources(kubectl: Kubectl) -> None:
     result = kubectl("get", "frobnicators", check=False)
     assert result.returncode != 0
     assert "frobnicators" in result.stderr
+
+
+def test_apply_deployment_twice_then_scale(kubectl: Kubectl, namespace: str) -> None:
+    manifest = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - {{name: app, image: "nginx:1.27", env: [{{name: A, value: "1"}}], ports: [{{containerPort: 80}}]}}
+      - {{name: side, image: "busybox:1"}}
+"""
+    kubectl("apply", "-f", "-", stdin=manifest)
+    # Client-side apply sends a strategic merge patch with $setElementOrder directives.
+    out = kubectl("apply", "-f", "-", stdin=manifest.replace('value: "1"', 'value: "2"')).stdout
+    assert "deployment.apps/web configured" in out
+    deployment = json.loads(kubectl("get", "deploy", "web", "-n", namespace, "-o", "json").stdout)
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "side"]
+    assert containers[0]["env"] == [{"name": "A", "value": "2"}]
+    assert deployment["metadata"]["generation"] == 2
+    assert "deployment.apps/web scaled" in kubectl("scale", "deploy", "web", "-n", namespace, "--replicas=4").stdout
+    deployment = json.loads(kubectl("get", "deploy", "web", "-n", namespace, "-o", "json").stdout)
+    assert deployment["spec"]["replicas"] == 4 and deployment["metadata"]["generation"] == 3
+    table = kubectl("get", "deploy", "-n", namespace).stdout
+    assert table.split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert "0/4" in table
