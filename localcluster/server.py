@@ -21,8 +21,16 @@ from aiohttp import web
 
 from localcluster import discovery, table
 from localcluster.catalog import Catalog
-from localcluster.errors import StatusError, bad_request, internal, method_not_allowed, not_found, unauthorized
+from localcluster.errors import (
+    StatusError,
+    bad_request,
+    internal,
+    method_not_allowed,
+    not_found,
+    unauthorized,
+)
 from localcluster.openapi import OpenAPIDocuments
+from localcluster.protobuf import PROTOBUF, decode_object
 from localcluster.registry import (
     APPLY_PATCH,
     APPLY_PATCH_CBOR,
@@ -98,15 +106,18 @@ class APIServer:
     # ---- middleware
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
             if request.path not in _PUBLIC_PATHS and not self._authenticated(request):
                 raise unauthorized()
             return await handler(request)
         except StatusError as exc:
             return _status_response(exc)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:  # aiohttp's own refusals (e.g. a body over the limit)
+            reason = "RequestEntityTooLarge" if exc.status == 413 else exc.reason.replace(" ", "")
+            return _status_response(StatusError(exc.status, reason, exc.text or exc.reason))
         except Exception as exc:  # an unexpected bug must still answer with a Status
             log.exception("request failed: %s %s", request.method, request.path)
             return _status_response(internal(f"{type(exc).__name__}: {exc}"))
@@ -114,7 +125,9 @@ class APIServer:
     def _authenticated(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self._token.encode()
+        )
 
     # ---- routing
 
@@ -129,7 +142,9 @@ class APIServer:
             return _json(VERSION_INFO)
         if parts[:1] == ["openapi"]:
             return self._openapi(parts)
-        if parts[:1] == ["api"] and len(parts) <= 2 or parts[:1] == ["apis"] and len(parts) <= 3:
+        if (parts[:1] == ["api"] and len(parts) <= 2) or (
+            parts[:1] == ["apis"] and len(parts) <= 3
+        ):
             return self._discovery(request, parts)
         if parts[:2] == ["api", "v1"]:
             return await self._resource(request, "", "v1", parts[2:])
@@ -151,7 +166,10 @@ class APIServer:
         accept = request.headers.get("Accept", "")
         if "as=APIGroupDiscoveryList" in accept and len(parts) == 1:
             body = discovery.aggregated(types, legacy=parts[0] == "api")
-            return _json(body, content_type="application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+            return _json(
+                body,
+                content_type="application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            )
         if parts == ["api"]:
             return _json(discovery.api_versions(f"127.0.0.1:{self.port}"))
         if parts == ["apis"]:
@@ -162,32 +180,48 @@ class APIServer:
         if len(parts) == 2:
             found = discovery.api_group(types, group)
             if found is None:
-                raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
+                raise StatusError(
+                    404, "NotFound", "the server could not find the requested resource", {}
+                )
             return _json(found)
         listed = discovery.api_resource_list(types, group, parts[2])
         if listed is None:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
+            raise StatusError(
+                404, "NotFound", "the server could not find the requested resource", {}
+            )
         return _json(listed)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         namespace = ""
-        if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES):
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES)
+        ):
             namespace, rest = rest[1], rest[2:]
         plural = rest[0]
         rt = self.catalog.lookup(group, version, plural)
         if rt is None or len(rest) > 3 or (namespace and not rt.namespaced):
-            raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
+            raise StatusError(
+                404, "NotFound", "the server could not find the requested resource", {}
+            )
         name = rest[1] if len(rest) > 1 else ""
         subresource = rest[2] if len(rest) > 2 else ""
         if subresource and subresource not in rt.subresources:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
+            raise StatusError(
+                404, "NotFound", "the server could not find the requested resource", {}
+            )
         return Target(rt, namespace, name, subresource)
 
     # ---- resources
 
-    async def _resource(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
+    async def _resource(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
         if not rest:
-            raise StatusError(404, "NotFound", "the server could not find the requested resource", {})
+            raise StatusError(
+                404, "NotFound", "the server could not find the requested resource", {}
+            )
         target = self._target(group, version, rest)
         query = request.query
         call = Call(
@@ -204,8 +238,6 @@ class APIServer:
         method = request.method
         if target.subresource == "log":
             return await self._pod_log(call, request)
-        if target.subresource == "scale":
-            raise method_not_allowed("the scale subresource is not served by the local cluster")
         if method == "GET":
             if not target.name:
                 if _truthy(query.get("watch", "")):
@@ -219,23 +251,31 @@ class APIServer:
             return self._respond(request, call, new_object, status=201)
         if method == "PUT":
             self._need_name(call, method)
-            return self._respond(request, call, await self.registry.update(call, await _body(request)))
+            return self._respond(
+                request, call, await self.registry.update(call, await _body(request))
+            )
         if method == "PATCH":
             self._need_name(call, method)
             content_type = request.content_type
-            obj, created = await self.registry.patch(call, content_type, await _body(request, patch=True))
+            obj, created = await self.registry.patch(
+                call, content_type, await _body(request, patch=True)
+            )
             return self._respond(request, call, obj, status=201 if created else 200)
         if method == "DELETE":
             options = await _delete_options(request)
             if not target.name:
                 deleted = await self.registry.delete_collection(call, options, _list_options(query))
-                return self._respond_list(request, call, deleted.items, deleted.resource_version, "", None)
+                return self._respond_list(
+                    request, call, deleted.items, deleted.resource_version, "", None
+                )
             result = await self.registry.delete(call, options)
             if result.object is not None:
                 return self._respond(request, call, result.object)
             assert result.status is not None
             return _json(result.status, warnings=call.warnings)
-        raise method_not_allowed(f"the server does not allow this method on the requested resource: {method}")
+        raise method_not_allowed(
+            f"the server does not allow this method on the requested resource: {method}"
+        )
 
     @staticmethod
     def _need_name(call: Call, method: str) -> None:
@@ -244,7 +284,14 @@ class APIServer:
 
     def _list(self, request: web.Request, call: Call) -> web.StreamResponse:
         result = self.registry.list_objects(call, _list_options(request.query))
-        return self._respond_list(request, call, result.items, result.resource_version, result.continue_token, result.remaining)
+        return self._respond_list(
+            request,
+            call,
+            result.items,
+            result.resource_version,
+            result.continue_token,
+            result.remaining,
+        )
 
     async def _watch(self, request: web.Request, call: Call) -> web.StreamResponse:
         query = request.query
@@ -264,8 +311,13 @@ class APIServer:
 
         def render(obj: Obj, first: bool) -> Obj:
             if representation == "Table":
-                shown = table.table(rt, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
-                                    include_object=request.query.get("includeObject", "Metadata"), now=datetime.now(UTC))
+                shown = table.table(
+                    rt,
+                    [obj],
+                    resource_version=obj["metadata"].get("resourceVersion", ""),
+                    include_object=request.query.get("includeObject", "Metadata"),
+                    now=datetime.now(UTC),
+                )
                 if not first:
                     shown.pop("columnDefinitions", None)
                 return shown
@@ -274,7 +326,9 @@ class APIServer:
             return obj
 
         watch = Watch(self.registry, call, options, render)
-        response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         with contextlib.suppress(ConnectionError):
@@ -291,27 +345,50 @@ class APIServer:
             return result
         containers = [c.get("name", "") for c in pod.get("spec", {}).get("containers", [])]
         container = request.query.get("container") or (containers[0] if containers else "")
-        raise bad_request(f'container "{container}" in pod "{call.name}" is waiting to start: ContainerCreating')
+        raise bad_request(
+            f'container "{container}" in pod "{call.name}" is waiting to start: ContainerCreating'
+        )
 
     # ---- responses
 
-    def _respond(self, request: web.Request, call: Call, obj: Obj, status: int = 200) -> web.Response:
+    def _respond(
+        self, request: web.Request, call: Call, obj: Obj, status: int = 200
+    ) -> web.Response:
         representation = _representation(request.headers.get("Accept", ""))
         if representation == "Table":
-            body = table.table(call.rt, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
-                               include_object=request.query.get("includeObject", "Metadata"), now=datetime.now(UTC))
+            body = table.table(
+                call.rt,
+                [obj],
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+                include_object=request.query.get("includeObject", "Metadata"),
+                now=datetime.now(UTC),
+            )
             return _json(body, status=status, warnings=call.warnings)
         if representation == "PartialObjectMetadata":
             return _json(_partial(obj), status=status, warnings=call.warnings)
         return _json(obj, status=status, warnings=call.warnings)
 
-    def _respond_list(self, request: web.Request, call: Call, items: list[Obj], rv: int, token: str,
-                      remaining: int | None) -> web.Response:
+    def _respond_list(
+        self,
+        request: web.Request,
+        call: Call,
+        items: list[Obj],
+        rv: int,
+        token: str,
+        remaining: int | None,
+    ) -> web.Response:
         representation = _representation(request.headers.get("Accept", ""))
         rt = call.rt
         if representation == "Table":
-            body = table.table(rt, items, resource_version=str(rv), include_object=request.query.get("includeObject", "Metadata"),
-                               now=datetime.now(UTC), continue_token=token, remaining=remaining)
+            body = table.table(
+                rt,
+                items,
+                resource_version=str(rv),
+                include_object=request.query.get("includeObject", "Metadata"),
+                now=datetime.now(UTC),
+                continue_token=token,
+                remaining=remaining,
+            )
             return _json(body, warnings=call.warnings)
         meta: Obj = {"resourceVersion": str(rv)}
         if token:
@@ -319,10 +396,19 @@ class APIServer:
         if remaining is not None:
             meta["remainingItemCount"] = remaining
         if representation == "PartialObjectMetadata":
-            return _json({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-                          "items": [_partial(o) for o in items]}, warnings=call.warnings)
-        return _json({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items},
-                     warnings=call.warnings)
+            return _json(
+                {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                    "items": [_partial(o) for o in items],
+                },
+                warnings=call.warnings,
+            )
+        return _json(
+            {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items},
+            warnings=call.warnings,
+        )
 
 
 # ---- request parsing
@@ -361,15 +447,31 @@ async def _body(request: web.Request, patch: bool = False) -> Any:
     if not raw:
         raise bad_request("the request body is empty")
     content_type = request.content_type
-    if patch and content_type not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH, APPLY_PATCH_CBOR):
-        raise StatusError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}, {STRATEGIC_PATCH}")
+    if patch and content_type not in (
+        JSON_PATCH,
+        MERGE_PATCH,
+        STRATEGIC_PATCH,
+        APPLY_PATCH,
+        APPLY_PATCH_CBOR,
+    ):
+        raise StatusError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}, {STRATEGIC_PATCH}",
+        )
     if content_type in ("application/yaml", APPLY_PATCH):
         try:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise bad_request(f"error decoding YAML: {exc}") from None
-    if content_type == "application/vnd.kubernetes.protobuf" or content_type == APPLY_PATCH_CBOR:
-        raise StatusError(415, "UnsupportedMediaType", f"the local cluster does not decode {content_type}; send JSON")
+    if content_type == PROTOBUF and not patch:
+        return decode_object(raw)
+    if content_type in (PROTOBUF, APPLY_PATCH_CBOR):
+        raise StatusError(
+            415,
+            "UnsupportedMediaType",
+            f"the local cluster does not decode {content_type}; send JSON",
+        )
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -402,7 +504,9 @@ def _representation(accept: str) -> str:
     """The first representation in the Accept list that the server can produce."""
     for media in accept.split(","):
         params = dict(
-            (p.split("=", 1)[0].strip(), p.split("=", 1)[1].strip()) for p in media.split(";")[1:] if "=" in p
+            (p.split("=", 1)[0].strip(), p.split("=", 1)[1].strip())
+            for p in media.split(";")[1:]
+            if "=" in p
         )
         base = media.split(";", 1)[0].strip()
         if base not in ("application/json", "*/*", "application/*", ""):
@@ -419,10 +523,19 @@ def _representation(accept: str) -> str:
 
 
 def _partial(obj: Obj) -> Obj:
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
 
 
-def _json(body: Any, status: int = 200, content_type: str = "application/json", warnings: list[str] | None = None) -> web.Response:
+def _json(
+    body: Any,
+    status: int = 200,
+    content_type: str = "application/json",
+    warnings: list[str] | None = None,
+) -> web.Response:
     response = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status)
     response.headers["Content-Type"] = content_type
     for warning in warnings or ():

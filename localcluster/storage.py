@@ -202,7 +202,16 @@ class Store:
             shown = obj
         event = Event(event_type, bucket, key, shown, prev, rv)
         data = None if obj is None else json.dumps(obj, separators=(",", ":"))
-        await self._persist([(bucket, key[0], key[1], rv, data)], rv, [event])
+        try:
+            await self._persist([(bucket, key[0], key[1], rv, data)], rv, [event])
+        except BaseException:
+            # Not durable, so not acknowledged: undo it in memory unless a later write won.
+            if objects.get(key) is obj:
+                if prev is None:
+                    objects.pop(key, None)
+                else:
+                    objects[key] = prev
+            raise
 
     async def drop_bucket(self, bucket: str) -> None:
         """Forgets a whole bucket (a CRD went away); its objects were deleted one by one."""

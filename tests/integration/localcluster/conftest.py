@@ -133,7 +133,5 @@ def kubectl(cluster: RunningCluster, tmp_path: Path) -> Kubectl:
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl(
-        "apply", "-f", "-", stdin=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
-    )
+    kubectl("create", "namespace", name)
     return name

@@ -312,9 +312,44 @@ spec:
     assert [c["name"] for c in containers] == ["app", "side"]
     assert containers[0]["env"] == [{"name": "A", "value": "2"}]
     assert deployment["metadata"]["generation"] == 2
-    assert "deployment.apps/web scaled" in kubectl("scale", "deploy", "web", "-n", namespace, "--replicas=4").stdout
+    assert (
+        "deployment.apps/web scaled"
+        in kubectl("scale", "deploy", "web", "-n", namespace, "--replicas=4").stdout
+    )
     deployment = json.loads(kubectl("get", "deploy", "web", "-n", namespace, "-o", "json").stdout)
     assert deployment["spec"]["replicas"] == 4 and deployment["metadata"]["generation"] == 3
     table = kubectl("get", "deploy", "-n", namespace).stdout
     assert table.split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert "0/4" in table
+
+
+def test_typed_create_commands_send_protobuf(kubectl: Kubectl, namespace: str) -> None:
+    """kubectl's typed `create` subcommands encode bodies as Kubernetes protobuf."""
+    n = ("-n", namespace)
+    kubectl("create", "deployment", "d", "--image=nginx:1", "--replicas=3", "--port=80", *n)
+    kubectl("create", "secret", "generic", "s", "--from-literal=p=q", *n)
+    kubectl("create", "serviceaccount", "robot", *n)
+    kubectl("create", "role", "reader", "--verb=get,list", "--resource=pods", *n)
+    kubectl(
+        "create", "rolebinding", "rb", "--role=reader", "--serviceaccount", f"{namespace}:robot", *n
+    )
+    kubectl("create", "service", "clusterip", "svc", "--tcp=80:8080", *n)
+    kubectl("create", "job", "j", "--image=busybox:1", *n)
+    deployment = json.loads(kubectl("get", "deploy", "d", "-o", "json", *n).stdout)
+    assert deployment["spec"]["replicas"] == 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "nginx:1" and container["ports"] == [
+        {"containerPort": 80, "protocol": "TCP"}
+    ]
+    secret = json.loads(kubectl("get", "secret", "s", "-o", "json", *n).stdout)
+    assert secret["data"] == {"p": "cQ=="} and secret["type"] == "Opaque"
+    role = json.loads(kubectl("get", "role", "reader", "-o", "json", *n).stdout)
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    binding = json.loads(kubectl("get", "rolebinding", "rb", "-o", "json", *n).stdout)
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "robot", "namespace": namespace}
+    ]
+    service = json.loads(kubectl("get", "svc", "svc", "-o", "json", *n).stdout)
+    assert service["spec"]["ports"][0]["targetPort"] == 8080
+    job = json.loads(kubectl("get", "job", "j", "-o", "json", *n).stdout)
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
