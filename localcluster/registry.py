@@ -305,11 +305,8 @@ class Registry:
         obj = copy.deepcopy(body)
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
-        if (
-            (api_version is not None
-            and api_version != rt.api_version)
-            or (kind is not None
-            and kind != rt.kind)
+        if (api_version is not None and api_version != rt.api_version) or (
+            kind is not None and kind != rt.kind
         ):
             raise bad_request(
                 f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
@@ -819,9 +816,7 @@ def _same_ignoring_times(old: Obj, new: Obj) -> bool:
 
 
 def _namespace_finalizers(rt: ResourceType, obj: Obj) -> bool:
-    return (
-        rt.is_namespace and bool((obj.get("spec") or {}).get("finalizers"))
-    )
+    return rt.is_namespace and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _patch_sets_rv(content_type: str, body: Any) -> bool:

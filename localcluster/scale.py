@@ -67,7 +67,9 @@ def apply_scale(rt: ResourceType, obj: Obj, scale: Obj) -> tuple[Obj, list[Cause
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         return obj, [
-            Cause("spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0")
+            Cause(
+                "spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0"
+            )
         ]
     updated = copy.deepcopy(obj)
     _write(updated, rt.scale_paths[0], replicas)
