@@ -8,7 +8,7 @@ import uuid
 
 import yaml
 
-from tests.integration.localcluster.conftest import Kubectl
+from tests.integration.conftest import Kubectl
 
 
 def widget_crd(group: str) -> str:

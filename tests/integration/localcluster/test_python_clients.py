@@ -14,7 +14,7 @@ from kubernetes_asyncio import client as aclient
 from kubernetes_asyncio import config as aconfig
 from kubernetes_asyncio import watch as awatch
 
-from tests.integration.localcluster.conftest import RunningCluster
+from tests.integration.conftest import RunningCluster
 
 
 @pytest.fixture

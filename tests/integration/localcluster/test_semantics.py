@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.localcluster.conftest import RunningCluster, start_cluster
-from tests.integration.localcluster.http import Http
+from tests.integration.conftest import RunningCluster, start_cluster
+from tests.integration.http import Http
 
 CM = "/api/v1/namespaces/{ns}/configmaps"
 

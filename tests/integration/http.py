@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from tests.integration.localcluster.conftest import RunningCluster
+from tests.integration.conftest import RunningCluster
 
 
 class Http:
