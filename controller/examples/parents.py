@@ -1,0 +1,144 @@
+"""A complete small operator: every `Parent` gets exactly one child ConfigMap.
+
+Run it against any cluster (the local one included):
+
+    python -m controller.examples.parents --kubeconfig PATH [--leader-election]
+
+It installs its CRD (`parents.example.sympozium.dev`), then reconciles: create the
+child (deterministic name, owner reference, so restarts and retries never duplicate it),
+then record `status.childName` and a `Ready` condition. Deleting a child brings it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from controller import (
+    AlreadyExists,
+    Client,
+    Manager,
+    NotFound,
+    Options,
+    Request,
+    Result,
+    set_controller_reference,
+    set_status_condition,
+)
+
+GROUP = "example.sympozium.dev"
+PARENT = (f"{GROUP}/v1", "Parent")
+CONFIGMAP = ("v1", "ConfigMap")
+
+CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"parents.{GROUP}"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {"plural": "parents", "singular": "parent", "kind": "Parent"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {"message": {"type": "string", "default": "hello"}},
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+async def install_crd(client: Client) -> None:
+    try:
+        await client.create(CRD)
+    except AlreadyExists:
+        pass
+
+
+class ParentReconciler:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def reconcile(self, request: Request) -> Result | None:
+        try:
+            parent = await self.client.get(PARENT, request.name, request.namespace)
+        except NotFound:
+            return None  # deleted: its child goes with it (owner reference)
+        child_name = f"{request.name}-child"
+        child: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": child_name, "namespace": request.namespace},
+            "data": {"message": parent.get("spec", {}).get("message", "")},
+        }
+        set_controller_reference(parent, child)
+        try:
+            await self.client.create(child, field_manager="parents-operator")
+        except AlreadyExists:
+            pass
+        status = parent.get("status") or {}
+        if status.get("childName") == child_name:
+            return None
+        parent["status"] = dict(status, childName=child_name)
+        set_status_condition(parent, "Ready", "True", "ChildCreated", f"child {child_name} exists")
+        await self.client.update_status(parent)
+        return None
+
+
+async def build(client: Client, options: Options) -> Manager:
+    manager = Manager(client, options)
+    await (
+        manager.controller("parents")
+        .for_(PARENT)
+        .owns(CONFIGMAP)
+        .with_workers(4)
+        .complete(ParentReconciler(client))
+    )
+    return manager
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", default=None)
+    parser.add_argument("--leader-election", action="store_true")
+    parser.add_argument("--health-port", type=int, default=8081)
+    parser.add_argument("--identity", default="")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    client = await Client.connect(kubeconfig=args.kubeconfig)
+    try:
+        await install_crd(client)
+        options = Options(
+            leader_election=args.leader_election,
+            leader_election_id="parents-operator",
+            health_port=args.health_port,
+        )
+        if args.identity:
+            options.identity = args.identity
+        manager = await build(client, options)
+        await manager.run_until_signal()
+    finally:
+        await client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
