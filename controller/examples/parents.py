@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -68,10 +69,8 @@ CRD: dict[str, Any] = {
 
 
 async def install_crd(client: Client) -> None:
-    try:
+    with contextlib.suppress(AlreadyExists):
         await client.create(CRD)
-    except AlreadyExists:
-        pass
 
 
 class ParentReconciler:
@@ -91,10 +90,8 @@ class ParentReconciler:
             "data": {"message": parent.get("spec", {}).get("message", "")},
         }
         set_controller_reference(parent, child)
-        try:
+        with contextlib.suppress(AlreadyExists):
             await self.client.create(child, field_manager="parents-operator")
-        except AlreadyExists:
-            pass
         status = parent.get("status") or {}
         if status.get("childName") == child_name:
             return None
@@ -122,6 +119,9 @@ async def main() -> None:
     parser.add_argument("--leader-election", action="store_true")
     parser.add_argument("--health-port", type=int, default=8081)
     parser.add_argument("--identity", default="")
+    parser.add_argument("--lease-duration", type=float, default=15.0)
+    parser.add_argument("--renew-deadline", type=float, default=10.0)
+    parser.add_argument("--retry-period", type=float, default=2.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     client = await Client.connect(kubeconfig=args.kubeconfig)
@@ -131,6 +131,9 @@ async def main() -> None:
             leader_election=args.leader_election,
             leader_election_id="parents-operator",
             health_port=args.health_port,
+            lease_duration=args.lease_duration,
+            renew_deadline=args.renew_deadline,
+            retry_period=args.retry_period,
         )
         if args.identity:
             options.identity = args.identity
