@@ -111,7 +111,7 @@ async def test_requeue_after_and_error_backoff(client: Client, ns: str) -> None:
         calls.setdefault(request.name, []).append(time.monotonic())
         if request.name == "slow" and len(calls["slow"]) < 3:
             return Result(requeue_after=0.3)
-        if request.name == "flaky" and len(calls["flaky"]) < 4:
+        if request.name == "flaky" and len(calls["flaky"]) < 6:
             raise RuntimeError("transient failure")
         return None
 
@@ -129,14 +129,15 @@ async def test_requeue_after_and_error_backoff(client: Client, ns: str) -> None:
             }
         )
         await eventually(
-            lambda: asyncio.sleep(0, len(calls["slow"]) >= 3 and len(calls["flaky"]) >= 4)
+            lambda: asyncio.sleep(0, len(calls["slow"]) >= 3 and len(calls["flaky"]) >= 6)
         )
     slow = calls["slow"]
     assert all(b - a >= 0.25 for a, b in itertools.pairwise(slow))
     flaky = calls["flaky"]
     gaps = [b - a for a, b in itertools.pairwise(flaky)]
-    # Per-item exponential backoff: each retry waits longer than the one before.
-    assert gaps == sorted(gaps) and gaps[-1] >= 0.02
+    # Per-item exponential backoff, 5 ms doubling: the waits are at least 5+10+20+40+80 ms
+    # (lower bounds only: a loaded machine can only make them longer).
+    assert len(gaps) == 5 and gaps[-1] >= 0.075 and sum(gaps) >= 0.145
 
 
 def _operator(cluster: RunningCluster, identity: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -220,8 +221,9 @@ async def test_leader_hand_over_after_the_leader_is_killed(
         first.wait()
         killed_at = time.monotonic()
         await eventually(lambda: _is(holder(), f"b-{ns}"), within=20)
-        # Takeover waits for the lease to expire as the standby observed it (3 s) and no longer.
-        assert time.monotonic() - killed_at < 3 + 2
+        # Takeover waits for the lease to expire as the standby observed it (3 s), not for
+        # the default 15 s lease: a generous bound, as the machine may be loaded.
+        assert time.monotonic() - killed_at < 12
         await client.create(parent("after", ns))
         await eventually(lambda: _reconciled(client, "after", ns))
     finally:
