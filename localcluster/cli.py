@@ -17,6 +17,7 @@ from aiohttp import web
 from localcluster import certs, kubeconfig
 from localcluster.server import APIServer
 from localcluster.storage import Store
+from localcluster.workloads import DEFAULT_ALLOWED_IMAGES, Workloads, WorkloadSettings
 
 log = logging.getLogger("localcluster")
 
@@ -29,6 +30,8 @@ class Settings:
     kubeconfig: Path | None = None
     history_size: int = 50_000
     bookmark_interval: float = 5.0
+    allowed_images: tuple[str, ...] = DEFAULT_ALLOWED_IMAGES
+    workloads: bool = True
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -57,6 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--watch-history", type=int, default=50_000, help="watch events kept for resuming watches"
     )
+    parser.add_argument(
+        "--allow-image",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a glob of images the node may run as local processes (repeatable; the Sympozium image always)",
+    )
+    parser.add_argument(
+        "--no-workloads",
+        action="store_true",
+        help="serve the API only: no built-in controllers, no node",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     parser.set_defaults(func=_run_command)
 
@@ -71,6 +86,8 @@ def _run_command(args: argparse.Namespace) -> int:
         port=args.port,
         kubeconfig=args.kubeconfig,
         history_size=args.watch_history,
+        allowed_images=(*DEFAULT_ALLOWED_IMAGES, *args.allow_image),
+        workloads=not args.no_workloads,
     )
     try:
         asyncio.run(serve_forever(settings))
@@ -90,6 +107,7 @@ class LocalCluster:
         self.server: APIServer | None = None
         self.port = settings.port
         self.token = ""
+        self.workloads: Workloads | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -116,6 +134,11 @@ class LocalCluster:
             self.port = int(address[1])
         self.server.port = self.port
         self.server.ready = True
+        if settings.workloads:
+            self.workloads = Workloads(
+                WorkloadSettings(settings.data_dir, allowed_images=settings.allowed_images)
+            )
+            await self.workloads.start(self.server, self.url, serving.ca_pem(), self.token)
         kubeconfig.write(settings.kubeconfig_path, self.url, serving.ca_pem(), self.token)
 
     @property
@@ -125,6 +148,8 @@ class LocalCluster:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.ready = False
+        if self.workloads is not None:
+            await self.workloads.stop()
         self.store.end_all_watches()
         if self._runner is not None:
             await self._runner.cleanup()

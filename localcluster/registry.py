@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localcluster import builtin_schemas, crds, fieldmanager, patch, scale, schema, strategies
@@ -59,8 +59,8 @@ APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_PATCH_CBOR = "application/apply-patch+cbor"
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(plus_seconds: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=plus_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -626,7 +626,8 @@ class Registry:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and self._has_dependents(meta["uid"]) and "orphan" not in finalizers:
             finalizers.append("orphan")
-        graceful = _namespace_finalizers(rt, old) or bool(finalizers)
+        grace = _pod_grace_period(rt, old, options)
+        graceful = _namespace_finalizers(rt, old) or bool(finalizers) or grace > 0
         if rt.is_crd:
             return await self._delete_crd(call, old, options)
         if not graceful:
@@ -637,8 +638,9 @@ class Registry:
         updated = copy.deepcopy(old)
         updated_meta = updated["metadata"]
         if not updated_meta.get("deletionTimestamp"):
-            updated_meta["deletionTimestamp"] = now_rfc3339()
-            updated_meta["deletionGracePeriodSeconds"] = 0
+            # A running pod gets its grace period: the node stops it, then deletes it.
+            updated_meta["deletionTimestamp"] = now_rfc3339(grace)
+            updated_meta["deletionGracePeriodSeconds"] = grace
         if finalizers:
             updated_meta["finalizers"] = finalizers
         if rt.is_namespace:
@@ -813,6 +815,30 @@ def _same_ignoring_times(old: Obj, new: Obj) -> bool:
         return {**obj, "metadata": meta, "_managed": fields}
 
     return strip(old) == strip(new)
+
+
+def _pod_grace_period(rt: ResourceType, pod: Obj, options: Obj) -> int:
+    """Seconds a bound, unfinished pod gets to stop; 0 deletes at once (as upstream)."""
+    if rt.group or rt.kind != "Pod":
+        return 0
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in (
+        "Succeeded",
+        "Failed",
+    ):
+        return 0
+    requested = options.get("gracePeriodSeconds")
+    try:
+        grace = (
+            int(requested)
+            if requested is not None
+            else int(spec.get("terminationGracePeriodSeconds", 30))
+        )
+    except (TypeError, ValueError):
+        raise bad_request(f"invalid gracePeriodSeconds: {requested!r}") from None
+    if grace == 0 and pod["metadata"].get("deletionTimestamp"):
+        return 0
+    return max(grace, 0)
 
 
 def _namespace_finalizers(rt: ResourceType, obj: Obj) -> bool:
