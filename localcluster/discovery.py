@@ -147,6 +147,8 @@ def _subresources(rt: ResourceType) -> list[tuple[str, dict[str, str], list[str]
             subs.append((sub, scale, list(_SUBRESOURCE_VERBS)))
         elif sub == "log":
             subs.append((sub, own, ["get"]))
+        elif sub == "finalize":
+            subs.append((sub, own, ["update"]))
         elif sub == "token":
             token = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
             subs.append((sub, token, ["create"]))

@@ -510,6 +510,9 @@ class Registry:
         if call.subresource == "status":
             obj = _only_status(old, obj)
             meta = obj["metadata"]
+        elif call.subresource == "finalize":
+            obj = _only_spec_finalizers(old, obj)
+            meta = obj["metadata"]
         elif rt.has_status:
             if "status" in old:
                 obj["status"] = copy.deepcopy(old["status"])
@@ -526,7 +529,7 @@ class Registry:
                 meta[owned] = old_meta[owned]
             else:
                 meta.pop(owned, None)
-        if call.subresource != "status":
+        if call.subresource not in ("status", "finalize"):
             self._validate_content(call, obj, old)
         elif rt.custom and rt.schema is not None:
             outcome = schema.default_prune_validate(obj, rt.schema)
@@ -792,6 +795,19 @@ def _only_status(old: Obj, new: Obj) -> Obj:
         result["status"] = new["status"]
     else:
         result.pop("status", None)
+    result["metadata"]["resourceVersion"] = new["metadata"].get(
+        "resourceVersion", old["metadata"]["resourceVersion"]
+    )
+    return result
+
+
+def _only_spec_finalizers(old: Obj, new: Obj) -> Obj:
+    """A namespace's /finalize write changes spec.finalizers alone (the namespace controller's)."""
+    result = copy.deepcopy(old)
+    finalizers = (new.get("spec") or {}).get("finalizers") or []
+    result.setdefault("spec", {})["finalizers"] = finalizers
+    if not finalizers:
+        result["spec"].pop("finalizers")
     result["metadata"]["resourceVersion"] = new["metadata"].get(
         "resourceVersion", old["metadata"]["resourceVersion"]
     )

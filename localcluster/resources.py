@@ -108,7 +108,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "namespaces",
         False,
         ("ns",),
-        ("status",),
+        ("status", "finalize"),
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
     _builtin("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
