@@ -304,7 +304,7 @@ async def build_parents_operator(client: Client, options: Options, workers: int)
         .for_(parents.PARENT)
         .owns(parents.CONFIGMAP)
         .with_workers(workers)
-        .complete(parents.ParentReconciler(client))
+        .complete(parents.ParentReconciler(client, manager.cache))
     )
     return manager
 

@@ -56,6 +56,7 @@ from controller.predicates import (
     Predicate,
 )
 from controller.ratelimit import default_controller_rate_limiter
+from controller.reader import CacheReader
 from controller.reconcile import Reconciler, Request, Result, TerminalError
 from controller.workqueue import RateLimitingQueue, ShutDown
 
@@ -69,6 +70,7 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "Builder",
+    "CacheReader",
     "Client",
     "ClientConfig",
     "Conflict",

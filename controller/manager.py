@@ -28,6 +28,7 @@ from controller.informer import InformerFactory, lister_watcher
 from controller.leaderelection import LeaderElector
 from controller.metrics import ControllerMetrics, LeaderMetrics, WorkqueueMetrics
 from controller.ratelimit import default_controller_rate_limiter
+from controller.reader import CacheReader
 from controller.reconcile import Request
 from controller.workqueue import RateLimitingQueue
 
@@ -62,6 +63,7 @@ class Manager:
         self.informers: InformerFactory[Kind] = InformerFactory(
             lambda kind: lister_watcher(client, kind)
         )
+        self.cache = CacheReader(self.informers)
         self._controllers: list[Controller] = []
         self._runnables: list[tuple[Runnable, bool]] = []
         self.health: HealthServer | None = None

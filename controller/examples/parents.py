@@ -19,9 +19,10 @@ from typing import Any
 
 from controller import (
     AlreadyExists,
+    CacheReader,
     Client,
+    Conflict,
     Manager,
-    NotFound,
     Options,
     Request,
     Result,
@@ -74,30 +75,39 @@ async def install_crd(client: Client) -> None:
 
 
 class ParentReconciler:
-    def __init__(self, client: Client) -> None:
+    """Reads from the manager's caches, so a reconcile with nothing to do makes no request."""
+
+    def __init__(self, client: Client, cache: CacheReader) -> None:
         self.client = client
+        self.cache = cache
 
     async def reconcile(self, request: Request) -> Result | None:
-        try:
-            parent = await self.client.get(PARENT, request.name, request.namespace)
-        except NotFound:
+        cached = self.cache.get(PARENT, request.name, request.namespace)
+        if cached is None:
             return None  # deleted: its child goes with it (owner reference)
+        parent = cached.copy()
         child_name = f"{request.name}-child"
-        child: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": child_name, "namespace": request.namespace},
-            "data": {"message": parent.get("spec", {}).get("message", "")},
-        }
-        set_controller_reference(parent, child)
-        with contextlib.suppress(AlreadyExists):
-            await self.client.create(child, field_manager="parents-operator")
+        if self.cache.get(CONFIGMAP, child_name, request.namespace) is None:
+            child: dict[str, Any] = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": child_name, "namespace": request.namespace},
+                "data": {"message": parent.get("spec", {}).get("message", "")},
+            }
+            set_controller_reference(parent, child)
+            with contextlib.suppress(AlreadyExists):  # the cache had not seen it yet
+                await self.client.create(child, field_manager="parents-operator")
         status = parent.get("status") or {}
         if status.get("childName") == child_name:
             return None
         parent["status"] = dict(status, childName=child_name)
         set_status_condition(parent, "Ready", "True", "ChildCreated", f"child {child_name} exists")
-        await self.client.update_status(parent)
+        try:
+            await self.client.update_status(parent)
+        except Conflict:
+            # Our cached copy was older than the server's (often our own write not yet
+            # seen): come back once the cache has caught up.
+            return Result(requeue=True)
         return None
 
 
@@ -108,7 +118,7 @@ async def build(client: Client, options: Options) -> Manager:
         .for_(PARENT)
         .owns(CONFIGMAP)
         .with_workers(4)
-        .complete(ParentReconciler(client))
+        .complete(ParentReconciler(client, manager.cache))
     )
     return manager
 
