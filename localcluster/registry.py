@@ -41,6 +41,7 @@ from localcluster.storage import ADDED, DELETED, MODIFIED, ObjectKey, Store, Too
 Obj = dict[str, Any]
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")  # as upstream's admission
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Fields of metadata a client can never set; the server owns them.
 _SERVER_OWNED_METADATA = (
@@ -585,6 +586,13 @@ class Registry:
     async def delete(self, call: Call, options: Obj) -> Deleted:
         rt = call.rt
         old = self._existing(call)
+        if rt.is_namespace and call.name in _UNDELETABLE_NAMESPACES:
+            raise forbidden(
+                f'namespaces "{call.name}" is forbidden: this namespace may not be deleted',
+                rt.plural,
+                rt.group,
+                call.name,
+            )
         meta = old["metadata"]
         preconditions = options.get("preconditions") or {}
         if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
