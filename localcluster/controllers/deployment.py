@@ -43,7 +43,7 @@ from controller import (
 )
 from controller.cache import Indexer
 from controller.conditions import rfc3339
-from localcluster.controllers.job import (
+from localcluster.controllers.pods import (
     EXPECTATIONS_POLL,
     Expectations,
     close_on_shutdown,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller import AlreadyExists, Client, Conflict, NotFound, Request, Result
 from controller.cache import NAMESPACE_INDEX, Indexer, thaw
-from localcluster.controllers.job import is_ready, phase
+from localcluster.controllers.pods import is_ready, phase
 
 if TYPE_CHECKING:
     from localcluster.workloads import WorkloadContext

@@ -13,13 +13,12 @@ from controller import Client, Request
 from controller.cache import Indexer
 from controller.conditions import rfc3339
 from localcluster.controllers.job import (
-    EXPECTATIONS_POLL,
-    Expectations,
     JobPods,
     JobReconciler,
     backoff_remaining,
     set_job_condition,
 )
+from localcluster.controllers.pods import EXPECTATIONS_POLL, Expectations
 
 Obj = dict[str, Any]
 NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
