@@ -572,6 +572,8 @@ class Registry:
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
             and not _namespace_finalizers(rt, obj)
+            # A pod still in its grace period goes when its node deletes it, not on a write.
+            and not meta.get("deletionGracePeriodSeconds")
         ):
             await self._remove(call, obj)
             return self.present(rt, obj)
