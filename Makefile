@@ -38,6 +38,7 @@ test: lint typecheck
 bench: install
 	$(BIN)/python bench/apiserver.py
 	$(BIN)/python bench/operators.py
+	$(BIN)/python bench/jobs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
