@@ -292,6 +292,7 @@ async def _until_stopped(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
 
 async def build_parents_operator(client: Client, options: Options, workers: int) -> Manager:
     """`parents.build` with another worker count: the same controller and reconciler."""
+    from controller import GENERATION_CHANGED
     from controller.manager import Manager
 
     parents = _example()
@@ -301,7 +302,7 @@ async def build_parents_operator(client: Client, options: Options, workers: int)
     manager = Manager(client, options)
     await (
         manager.controller("parents")
-        .for_(parents.PARENT)
+        .for_(parents.PARENT, GENERATION_CHANGED)
         .owns(parents.CONFIGMAP)
         .with_workers(workers)
         .complete(parents.ParentReconciler(client, manager.cache))

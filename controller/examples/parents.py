@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from controller import (
+    GENERATION_CHANGED,
     AlreadyExists,
     CacheReader,
     Client,
@@ -115,7 +116,7 @@ async def build(client: Client, options: Options) -> Manager:
     manager = Manager(client, options)
     await (
         manager.controller("parents")
-        .for_(PARENT)
+        .for_(PARENT, GENERATION_CHANGED)  # our own status writes need no reconcile
         .owns(CONFIGMAP)
         .with_workers(4)
         .complete(ParentReconciler(client, manager.cache))
