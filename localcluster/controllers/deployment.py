@@ -47,6 +47,7 @@ from localcluster.controllers.pods import (
     EXPECTATIONS_POLL,
     Expectations,
     close_on_shutdown,
+    int_or,
     is_ready,
     owned_pods,
     parse_time,
@@ -203,10 +204,6 @@ def _condition(status: Obj, type_: str) -> Obj:
     return {}
 
 
-def _int(value: Any, default: int) -> int:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 class DeploymentReconciler:
     def __init__(
         self,
@@ -238,7 +235,7 @@ class DeploymentReconciler:
             return Result(requeue_after=EXPECTATIONS_POLL)
 
         spec = deployment.get("spec") or {}
-        replicas = max(0, _int(spec.get("replicas"), 1))
+        replicas = max(0, int_or(spec.get("replicas"), 1))
         current = template_hash(spec.get("template") or {})
         pods = DeploymentPods.of(owned.values(), current)
 
@@ -313,7 +310,7 @@ class DeploymentReconciler:
         """The new status, and how long until it changes by the clock alone."""
         spec = deployment.get("spec") or {}
         old: Obj = deployment.get("status") or {}
-        min_ready = max(0, _int(spec.get("minReadySeconds"), 0))
+        min_ready = max(0, int_or(spec.get("minReadySeconds"), 0))
         waits: list[float] = []
         available = 0
         for pod in pods.live:
@@ -384,7 +381,7 @@ class DeploymentReconciler:
         Returns the seconds until a rollout without progress would pass its deadline.
         """
         name = deployment["metadata"]["name"]
-        deadline = _int((deployment.get("spec") or {}).get("progressDeadlineSeconds"), 600)
+        deadline = int_or((deployment.get("spec") or {}).get("progressDeadlineSeconds"), 600)
         progressing = _condition(status, "Progressing")
         if done:
             set_deployment_condition(

@@ -50,6 +50,7 @@ from localcluster.controllers.pods import (
     EXPECTATIONS_POLL,
     Expectations,
     close_on_shutdown,
+    int_or,
     is_ready,
     owned_pods,
     parse_time,
@@ -227,10 +228,6 @@ def finished(job: Obj) -> bool:
 # ---- the reconciler
 
 
-def _int(value: Any, default: int) -> int:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 class JobReconciler:
     def __init__(
         self,
@@ -266,8 +263,8 @@ class JobReconciler:
         old_status = job.get("status") or {}
         status: Obj = thaw(old_status)
         pods = JobPods.of(owned.values())
-        succeeded = max(_int(old_status.get("succeeded"), 0), len(pods.succeeded))
-        failed = max(_int(old_status.get("failed"), 0), len(pods.failed))
+        succeeded = max(int_or(old_status.get("succeeded"), 0), len(pods.succeeded))
+        failed = max(int_or(old_status.get("failed"), 0), len(pods.failed))
         status.update(succeeded=succeeded, failed=failed)
         waits: list[float] = []
 
@@ -336,7 +333,7 @@ class JobReconciler:
     def _failure(
         self, spec: Obj, status: Obj, pods: JobPods, failed: int, now: datetime
     ) -> tuple[str, str] | None:
-        limit = _int(spec.get("backoffLimit"), 6)
+        limit = int_or(spec.get("backoffLimit"), 6)
         too_many = failed > limit
         if (
             not too_many
@@ -370,7 +367,7 @@ class JobReconciler:
 
     @staticmethod
     def _wanted_active(spec: Obj, pods: JobPods, succeeded: int) -> int:
-        parallelism = max(0, _int(spec.get("parallelism"), 1))
+        parallelism = max(0, int_or(spec.get("parallelism"), 1))
         completions = spec.get("completions")
         if isinstance(completions, int):
             return min(parallelism, max(0, completions - succeeded))

@@ -176,3 +176,8 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def int_or(value: Any, default: int) -> int:
+    """An integer field's value, or the default when unset or not an integer (bools are not)."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else default
