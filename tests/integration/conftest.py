@@ -53,7 +53,12 @@ class RunningCluster:
                 self.process.wait()
 
 
-def start_cluster(data_dir: Path, port: int = 0) -> RunningCluster:
+def start_cluster(
+    data_dir: Path,
+    port: int = 0,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> RunningCluster:
     kubeconfig = data_dir / "kubeconfig"
     if kubeconfig.exists():
         kubeconfig.unlink()
@@ -66,9 +71,11 @@ def start_cluster(data_dir: Path, port: int = 0) -> RunningCluster:
             str(data_dir),
             "--port",
             str(port),
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 30
     while not kubeconfig.exists():

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from controller import Client, NotFound
-from tests.integration.conftest import VENV_BIN, Kubectl, RunningCluster
+from tests.integration.conftest import Kubectl, RunningCluster, start_cluster
 from tests.integration.http import Http
 
 Obj = dict[str, Any]
@@ -35,26 +33,7 @@ SYMPOZIUM_IMAGE = "ghcr.io/sympozium-ai/sympozium:latest"
 def start_node_cluster(data_dir: Path, env: dict[str, str] | None = None) -> RunningCluster:
     """`start_cluster`, with busybox allowed and extra environment for the node."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = data_dir / "kubeconfig"
-    if kubeconfig.exists():
-        kubeconfig.unlink()
-    log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(VENV_BIN / "sympozium"),
-            "localcluster",
-            *("--data-dir", str(data_dir), "--port", "0", "--allow-image", "busybox*"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
-    deadline = time.monotonic() + 30
-    while not kubeconfig.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"local cluster did not start (see {log.name})")
-        time.sleep(0.05)
-    return RunningCluster(data_dir, kubeconfig, process)
+    return start_cluster(data_dir, extra_args=("--allow-image", "busybox*"), env=env)
 
 
 @pytest.fixture(scope="module")
