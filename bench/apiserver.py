@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import localcluster_process
 import psutil  # type: ignore[import-untyped]
-import yaml
 from yarl import URL
 
 SERVERS = ("localcluster", "kmock")
@@ -70,14 +70,6 @@ class Target:
         )
 
 
-def _sympozium_executable() -> Path:
-    """The console script beside the interpreter: `make bench` runs the venv's python."""
-    beside = Path(sys.executable).parent / "sympozium"
-    if beside.exists():
-        return beside
-    return SCRIPT.parent.parent / ".venv" / "bin" / "sympozium"
-
-
 def _require_loopback(url: str) -> None:
     """The benchmark must never send its load anywhere but this machine."""
     host = URL(url).host
@@ -85,71 +77,24 @@ def _require_loopback(url: str) -> None:
         raise RuntimeError(f"refusing to benchmark a non-loopback server: {url}")
 
 
-async def _stop_process(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM first (both servers shut down cleanly on it), SIGKILL if it hangs."""
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-
-
-def _read_kubeconfig(path: Path) -> tuple[str, str] | None:
-    """(server URL, token) once the kubeconfig is complete; None while it is missing or partial."""
-    try:
-        config = yaml.safe_load(path.read_text())
-        server = config["clusters"][0]["cluster"]["server"]
-        return str(server), str(config["users"][0]["user"]["token"])
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
-        return None
-
-
 @contextlib.asynccontextmanager
 async def run_localcluster(workdir: Path) -> AsyncIterator[Target]:
     """Start `sympozium localcluster` as a user would; it is ready once its kubeconfig exists."""
-    data_dir = workdir / "localcluster"
-    data_dir.mkdir()
-    log_path = workdir / "localcluster.log"
-    started = time.perf_counter()
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            str(_sympozium_executable()),
-            "localcluster",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            "0",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
+    async with localcluster_process.running(
+        workdir / "localcluster",
+        workdir / "localcluster.log",
+        start_timeout=START_TIMEOUT,
+        stop_timeout=STOP_TIMEOUT,
+    ) as cluster:
+        yield Target(
+            name="localcluster",
+            url=cluster.url,
+            headers={"Authorization": f"Bearer {cluster.token}"},
+            ssl_context=cluster.ssl_context,
+            process=cluster.process,
+            log_path=cluster.log_path,
+            startup_seconds=cluster.startup_seconds,
         )
-        try:
-            deadline = started + START_TIMEOUT
-            found = None
-            while found is None:
-                if process.returncode is not None or time.perf_counter() > deadline:
-                    raise RuntimeError(f"the local cluster did not start (see {log_path})")
-                await asyncio.sleep(0.05)
-                found = _read_kubeconfig(data_dir / "kubeconfig")
-            url, token = found
-            _require_loopback(url)
-            tls = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
-            yield Target(
-                name="localcluster",
-                url=url.rstrip("/"),
-                headers={"Authorization": f"Bearer {token}"},
-                ssl_context=tls,
-                process=process,
-                log_path=log_path,
-                startup_seconds=time.perf_counter() - started,
-            )
-        finally:
-            await _stop_process(process)
 
 
 @contextlib.asynccontextmanager
@@ -187,7 +132,7 @@ async def run_kmock(workdir: Path, keep_log: bool) -> AsyncIterator[Target]:
                 startup_seconds=time.perf_counter() - started,
             )
         finally:
-            await _stop_process(process)
+            await localcluster_process.stop(process, STOP_TIMEOUT)
 
 
 async def serve_kmock(keep_log: bool) -> None:

@@ -15,14 +15,13 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import localcluster_process
 
 from controller import Client
 
@@ -32,6 +31,8 @@ IMAGES = {
     "busybox": ("busybox:1.36", ["sh", "-c", "true"]),
     "sympozium": ("ghcr.io/sympozium-ai/sympozium:latest", ["python", "-c", "pass"]),
 }
+START_TIMEOUT = 30.0  # the local cluster writing its kubeconfig
+STOP_TIMEOUT = 30.0  # after SIGTERM, then after SIGKILL
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -39,23 +40,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def start_cluster(data_dir: Path) -> subprocess.Popen[bytes]:
-    sympozium = Path(sys.executable).parent / "sympozium"
-    log = (data_dir.parent / "localcluster.log").open("wb")
-    command = [str(sympozium), "localcluster", "--data-dir", str(data_dir), "--port", "0"]
-    command += ["--allow-image", "busybox*"]
-    process = await asyncio.to_thread(
-        subprocess.Popen, command, stdout=log, stderr=subprocess.STDOUT
-    )
-    for _ in range(600):
-        if (data_dir / "kubeconfig").exists():
-            return process
-        if process.poll() is not None:
-            break
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the local cluster did not start")
 
 
 class Timeline:
@@ -89,8 +73,24 @@ async def follow(client: Client, kind: tuple[str, str], namespace: str, handle: 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
-    cluster = await start_cluster(workdir / "data")
-    client = await Client.connect(kubeconfig=str(workdir / "data" / "kubeconfig"))
+    started = False  # a cluster that did not start leaves its workdir (and log) behind
+    try:
+        async with localcluster_process.running(
+            workdir / "data",
+            workdir / "localcluster.log",
+            ["--allow-image", "busybox*"],
+            start_timeout=START_TIMEOUT,
+            stop_timeout=STOP_TIMEOUT,
+        ) as cluster:
+            started = True
+            return await measure(args, cluster.kubeconfig)
+    finally:
+        if started and not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, kubeconfig: Path) -> dict[str, Any]:
+    client = await Client.connect(kubeconfig=str(kubeconfig))
     image, command = IMAGES[args.image]
     timeline = Timeline()
     watchers = [
@@ -169,13 +169,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(BaseException):
             await asyncio.gather(*watchers, return_exceptions=True)
         await client.close()
-        cluster.send_signal(signal.SIGTERM)
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            cluster.kill()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import gc
 import json
@@ -31,9 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import localcluster_process
 import psutil  # type: ignore[import-untyped]
-import yaml
-from yarl import URL
+from localcluster_process import LocalCluster
 
 if TYPE_CHECKING:
     from controller.client import Client
@@ -88,21 +87,8 @@ class Endpoint:
     ssl_context: ssl.SSLContext
 
     @classmethod
-    def from_kubeconfig(cls, path: Path) -> Endpoint:
-        """Raises KeyError/IndexError/TypeError/ValueError/OSError/YAMLError while the file
-        is missing or incomplete."""
-        config = yaml.safe_load(path.read_text())
-        cluster = config["clusters"][0]["cluster"]
-        token = str(config["users"][0]["user"]["token"])
-        url = str(cluster["server"]).rstrip("/")
-        if URL(url).host not in ("127.0.0.1", "localhost"):
-            raise RuntimeError(f"refusing to benchmark a non-loopback server: {url}")
-        if "certificate-authority-data" in cluster:
-            pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
-            tls = ssl.create_default_context(cadata=pem)
-        else:
-            tls = ssl.create_default_context(cafile=str(cluster["certificate-authority"]))
-        return cls(url, token, tls)
+    def of(cls, found: localcluster_process.Kubeconfig | LocalCluster) -> Endpoint:
+        return cls(found.url, found.token, found.ssl_context)
 
     def session(self, connections: int, *, streaming: bool = False) -> aiohttp.ClientSession:
         """`connections` keep-alive connections; a streaming session has no overall timeout."""
@@ -339,7 +325,7 @@ async def serve_kopf(kubeconfig: Path) -> None:
     import kopf
 
     stop = _stop_event()
-    endpoint = Endpoint.from_kubeconfig(kubeconfig)
+    endpoint = Endpoint.of(localcluster_process.read_kubeconfig(kubeconfig))
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # no Events per handled object
     settings.watching.server_timeout = WATCH_TIMEOUT
@@ -395,7 +381,7 @@ async def serve_kopf(kubeconfig: Path) -> None:
 async def serve_bare(kubeconfig: Path, concurrency: int) -> None:
     """No library: list+watch parents, POST the child, merge-PATCH the status; N in flight."""
     stop = _stop_event()
-    endpoint = Endpoint.from_kubeconfig(kubeconfig)
+    endpoint = Endpoint.of(localcluster_process.read_kubeconfig(kubeconfig))
     failures = Failures()
     queue: asyncio.Queue[Obj] = asyncio.Queue()
     taken: set[tuple[str, str]] = set()
@@ -528,17 +514,6 @@ def run_operator(args: argparse.Namespace) -> int:
 
 
 @dataclass
-class Cluster:
-    """One running local cluster."""
-
-    endpoint: Endpoint
-    kubeconfig: Path
-    process: asyncio.subprocess.Process
-    log_path: Path
-    startup_seconds: float
-
-
-@dataclass
 class Operator:
     """One running operator process, what it announced when ready, and (once it has been
     stopped) what it reported as it exited."""
@@ -550,65 +525,9 @@ class Operator:
     final: Obj = field(default_factory=dict)
 
 
-def _sympozium_executable() -> Path:
-    """The console script beside the interpreter: the venv's python runs this benchmark."""
-    beside = Path(sys.executable).parent / "sympozium"
-    if beside.exists():
-        return beside
-    return SCRIPT.parent.parent / ".venv" / "bin" / "sympozium"
-
-
-async def _stop_process(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM first (all our processes shut down cleanly on it), SIGKILL if it hangs."""
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-
-
-@contextlib.asynccontextmanager
-async def run_localcluster(workdir: Path) -> AsyncIterator[Cluster]:
-    """Start `sympozium localcluster` as a user would; it is ready once its kubeconfig exists."""
-    data_dir = workdir / "localcluster"
-    data_dir.mkdir()
-    log_path = workdir / "localcluster.log"
-    started = time.perf_counter()
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            str(_sympozium_executable()),
-            "localcluster",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            "0",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            kubeconfig = data_dir / "kubeconfig"
-            endpoint = None
-            while endpoint is None:
-                if process.returncode is not None or time.perf_counter() > started + START_TIMEOUT:
-                    raise RuntimeError(f"the local cluster did not start (see {log_path})")
-                await asyncio.sleep(0.05)
-                incomplete = (OSError, ValueError, yaml.YAMLError, KeyError, IndexError, TypeError)
-                with contextlib.suppress(*incomplete):
-                    endpoint = Endpoint.from_kubeconfig(kubeconfig)
-            yield Cluster(endpoint, kubeconfig, process, log_path, time.perf_counter() - started)
-        finally:
-            await _stop_process(process)
-
-
 @contextlib.asynccontextmanager
 async def run_operator_process(
-    name: str, cluster: Cluster, workdir: Path, workers: int
+    name: str, cluster: LocalCluster, workdir: Path, workers: int
 ) -> AsyncIterator[Operator]:
     """This script's `--run-operator NAME` as a child process, once it says it is ready."""
     log_path = workdir / f"{name}.log"
@@ -639,7 +558,7 @@ async def run_operator_process(
             operator = Operator(name, process, log_path, json.loads(line))
             yield operator
         finally:
-            await _stop_process(process)
+            await localcluster_process.stop(process, STOP_TIMEOUT)
         with contextlib.suppress(TimeoutError, ValueError):
             rest = await asyncio.wait_for(process.stdout.read(), STOP_TIMEOUT)
             for last in rest.splitlines()[-1:]:
@@ -828,10 +747,10 @@ def _log_errors(path: Path) -> tuple[int, list[str]]:
 
 
 async def bench_operator(
-    name: str, cluster: Cluster, workdir: Path, args: argparse.Namespace, result: Obj
+    name: str, cluster: LocalCluster, workdir: Path, args: argparse.Namespace, result: Obj
 ) -> None:
     """Install the CRD, start the operator, create the parents, wait until all are reconciled."""
-    endpoint = cluster.endpoint
+    endpoint = Endpoint.of(cluster)
     await install_crd(endpoint)
     failures = Failures()  # the benchmark's own watch, and what it verifies
     watcher = ReconcileWatcher(failures)
@@ -926,9 +845,11 @@ async def bench_operator(
             )
 
 
-async def bench_rss(cluster: Cluster, workdir: Path, args: argparse.Namespace, result: Obj) -> None:
+async def bench_rss(
+    cluster: LocalCluster, workdir: Path, args: argparse.Namespace, result: Obj
+) -> None:
     """Create --cached ConfigMaps, then start our operator and read its RSS once synced."""
-    endpoint = cluster.endpoint
+    endpoint = Endpoint.of(cluster)
     await install_crd(endpoint)
     progress(f"rss: creating {args.cached} ConfigMaps from {args.cache_clients} clients")
     bodies = [
@@ -980,7 +901,15 @@ async def run_all(args: argparse.Namespace) -> dict[str, Obj]:
             deadline = asyncio.timeout(args.timeout + 2 * START_TIMEOUT)
             began = time.perf_counter()
             try:
-                async with deadline, run_localcluster(workdir) as cluster:
+                async with (
+                    deadline,
+                    localcluster_process.running(
+                        workdir / "localcluster",
+                        workdir / "localcluster.log",
+                        start_timeout=START_TIMEOUT,
+                        stop_timeout=STOP_TIMEOUT,
+                    ) as cluster,
+                ):
                     result["server_startup_s"] = cluster.startup_seconds
                     if name == "rss":
                         await bench_rss(cluster, workdir, args, result)
