@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localcluster import builtin_schemas, crds, fieldmanager, patch, scale, schema, strategies
+from localcluster.admission import Admission
 from localcluster.catalog import Catalog
 from localcluster.errors import (
     STALE_OBJECT,
@@ -117,6 +118,8 @@ class Registry:
         self.store = store
         self.catalog = catalog
         self._ips_allocated = 0
+        # Admission webhooks (None: disabled).
+        self.admission: Admission | None = Admission(store)
         # Called after the set of served types changes (CRD written or removed).
         self.on_types_changed: list[Callable[[], None]] = []
 
@@ -267,10 +270,18 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         if rt.tracks_generation:
             meta["generation"] = 1
+        if self.admission is not None:
+            obj = await self.admission.mutate(call, "CREATE", obj, None)
+            meta = obj["metadata"]
         self._validate_content(call, obj, None)
         key = self.key(call)
         if self.store.get(self.bucket(rt), key) is not None:
             raise already_exists(rt.plural, rt.group, call.name)
+        if self.admission is not None:
+            await self.admission.validate(call, "CREATE", obj, None)
+            # Webhooks were awaited: another request may have created it meanwhile.
+            if self.store.get(self.bucket(rt), key) is not None:
+                raise already_exists(rt.plural, rt.group, call.name)
         if managed_fields is None:
             managed_fields = fieldmanager.update_managed_fields(
                 None,
@@ -503,11 +514,13 @@ class Registry:
 
     async def _update(self, call: Call, old: Obj, obj: Obj, *, operation_is_apply: bool) -> Obj:
         rt = call.rt
-        meta = obj["metadata"]
         old_meta = old["metadata"]
-        given_rv = meta.get("resourceVersion")
+        given_rv = obj["metadata"].get("resourceVersion")
         if given_rv and given_rv != old_meta.get("resourceVersion"):
             raise conflict(rt.plural, rt.group, call.name, STALE_OBJECT)
+        if self.admission is not None:
+            obj = await self.admission.mutate(call, "UPDATE", obj, self.present(rt, old))
+        meta = obj["metadata"]
         if call.subresource == "status":
             obj = _only_status(old, obj)
             meta = obj["metadata"]
@@ -562,6 +575,11 @@ class Registry:
                 meta["managedFields"] = managed
             else:
                 meta.pop("managedFields", None)
+        if self.admission is not None:
+            await self.admission.validate(call, "UPDATE", obj, self.present(rt, old))
+            # Webhooks were awaited: a write that landed meanwhile must not be overwritten.
+            if self.store.get(self.bucket(rt), self.key(call)) is not old:
+                raise conflict(rt.plural, rt.group, call.name, STALE_OBJECT)
         obj["apiVersion"] = self._storage_api_version(rt)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if _same_ignoring_times(old, obj):
@@ -630,6 +648,10 @@ class Registry:
                     )
                 ],
             )
+        if self.admission is not None:
+            await self.admission.delete(call, self.present(rt, old), options)
+            if self.store.get(self.bucket(rt), self.key(call)) is not old:
+                raise conflict(rt.plural, rt.group, call.name, STALE_OBJECT)
         finalizers = list(meta.get("finalizers") or ())
         if (
             policy == "Foreground"
