@@ -327,7 +327,7 @@ class Admission:
             "requestResource": resource,
             "name": call.name,
             "operation": operation,
-            "userInfo": copy.deepcopy(ADMIN_USER),
+            "userInfo": call.user.to_dict() if call.user else copy.deepcopy(ADMIN_USER),
             "object": _shown(rt.api_version, rt.kind, obj),
             "oldObject": _shown(rt.api_version, rt.kind, old),
             "dryRun": call.dry_run,

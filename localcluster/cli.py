@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from localcluster import certs, kubeconfig
+from localcluster import certs, kubeconfig, tokens
 from localcluster.server import APIServer
 from localcluster.storage import Store
 from localcluster.workloads import DEFAULT_ALLOWED_IMAGES, Workloads, WorkloadSettings
@@ -120,6 +120,9 @@ class LocalCluster:
             token=self.token,
             port=settings.port,
             bookmark_interval=settings.bookmark_interval,
+            service_account_tokens=tokens.Tokens.load(
+                self.store, settings.data_dir / "pki" / "sa.key"
+            ),
         )
         await self.server.registry.start()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

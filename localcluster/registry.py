@@ -38,6 +38,7 @@ from localcluster.errors import (
 from localcluster.resources import ResourceType
 from localcluster.selectors import FieldSelector, LabelSelector, supported_field_selectors
 from localcluster.storage import ADDED, DELETED, MODIFIED, ObjectKey, Store, TooOld
+from localcluster.tokens import UserInfo
 
 Obj = dict[str, Any]
 
@@ -79,6 +80,7 @@ class Call:
     force: bool = False
     user_agent: str = ""
     warnings: list[str] = field(default_factory=list)
+    user: UserInfo | None = None  # who is calling (None: the server itself)
 
     @property
     def manager(self) -> str:

@@ -113,7 +113,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     _builtin("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     _builtin("", "v1", "Secret", "secrets", True),
-    _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
     _builtin(
         "",
         "v1",
@@ -159,6 +159,14 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         tracks_generation=True,
     ),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        False,
+        verbs=("create",),
+    ),
     _builtin("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
     _builtin(
         "apiextensions.k8s.io",
@@ -199,6 +207,7 @@ BUILTIN_GROUP_ORDER: tuple[str, ...] = (
     "networking.k8s.io",
     "rbac.authorization.k8s.io",
     "coordination.k8s.io",
+    "authorization.k8s.io",
     "apiextensions.k8s.io",
     "admissionregistration.k8s.io",
 )

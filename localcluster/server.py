@@ -19,12 +19,14 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from localcluster import discovery, table
+from localcluster import discovery, rbac, table, tokens
 from localcluster.catalog import Catalog
 from localcluster.errors import (
+    Cause,
     StatusError,
     bad_request,
     internal,
+    invalid,
     method_not_allowed,
     not_found,
     unauthorized,
@@ -87,9 +89,13 @@ class APIServer:
         token: str,
         port: int,
         bookmark_interval: float = 5.0,
+        service_account_tokens: tokens.Tokens | None = None,
     ) -> None:
         self.catalog = Catalog()
         self.registry = Registry(store, self.catalog)
+        # Without a key from the data dir, tokens are signed with a key that lives in memory.
+        self.tokens = service_account_tokens or tokens.Tokens(store)
+        self.authorizer = rbac.Authorizer(store.items)
         self.openapi = OpenAPIDocuments(self.catalog.all)
         self.registry.on_types_changed.append(self.openapi.invalidate)
         self._token = token
@@ -110,7 +116,11 @@ class APIServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
-            if request.path not in _PUBLIC_PATHS and not self._authenticated(request):
+            user = self._authenticate(request)
+            if user is not None:
+                request["user"] = user
+                self._authorize(request, user)
+            elif request.path not in _PUBLIC_PATHS:
                 raise unauthorized()
             return await handler(request)
         except StatusError as exc:
@@ -122,12 +132,25 @@ class APIServer:
             log.exception("request failed: %s %s", request.method, request.path)
             return _status_response(internal(f"{type(exc).__name__}: {exc}"))
 
-    def _authenticated(self, request: web.Request) -> bool:
+    def _authorize(self, request: web.Request, user: tokens.UserInfo) -> None:
+        """RBAC for every authenticated request (the admin is in system:masters)."""
+        attrs = rbac.request_attributes(
+            request.method, request.path, request.query, user.username, user.groups
+        )
+        allowed, reason = self.authorizer.authorize(attrs)
+        if not allowed:
+            raise rbac.forbidden_error(attrs, reason)
+
+    def _authenticate(self, request: web.Request) -> tokens.UserInfo | None:
+        """The admin (the kubeconfig's token) or a service account; None if neither."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self._token.encode()
-        )
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        if hmac.compare_digest(token.encode(), self._token.encode()):
+            return tokens.ADMIN
+        return self.tokens.verify(token)
 
     # ---- routing
 
@@ -234,10 +257,22 @@ class APIServer:
             field_validation=_field_validation(query.get("fieldValidation", "")),
             force=query.get("force", "") in ("true", "1"),
             user_agent=request.headers.get("User-Agent", ""),
+            user=request.get("user"),
         )
         method = request.method
+        if (
+            target.rt.group == "authorization.k8s.io"
+            and target.rt.kind == "SelfSubjectAccessReview"
+        ):
+            return await self._self_subject_access_review(request, call)
         if target.subresource == "log":
             return await self._pod_log(call, request)
+        if target.subresource == "token":
+            if method != "POST":
+                raise method_not_allowed(
+                    f"the server does not allow this method on the requested resource: {method}"
+                )
+            return await self._token_request(call, request)
         if method == "GET":
             if not target.name:
                 if _truthy(query.get("watch", "")):
@@ -276,6 +311,97 @@ class APIServer:
         raise method_not_allowed(
             f"the server does not allow this method on the requested resource: {method}"
         )
+
+    async def _token_request(self, call: Call, request: web.Request) -> web.Response:
+        """`POST serviceaccounts/<name>/token`: a TokenRequest answered with a signed token."""
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the TokenRequest body is not an object")
+        if body.get("kind", "TokenRequest") != "TokenRequest" or body.get(
+            "apiVersion", "authentication.k8s.io/v1"
+        ) not in ("authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"):
+            raise bad_request(
+                f"the body of the request was {body.get('apiVersion')}/{body.get('kind')}; "
+                "expected authentication.k8s.io/v1/TokenRequest"
+            )
+        account = self.registry.get(Call(call.rt, namespace=call.namespace, name=call.name))
+        spec = body.get("spec") or {}
+        seconds = spec.get("expirationSeconds", tokens.DEFAULT_EXPIRATION_SECONDS)
+        audiences = spec.get("audiences") or []
+        causes: list[Cause] = []
+        if not isinstance(seconds, int) or isinstance(seconds, bool):
+            causes.append(Cause("spec.expirationSeconds", f"Invalid value: {seconds!r}"))
+        elif seconds < tokens.MIN_EXPIRATION_SECONDS:
+            causes.append(
+                Cause(
+                    "spec.expirationSeconds",
+                    f"Invalid value: {seconds}: may not specify a duration less than 10 minutes",
+                )
+            )
+        elif seconds > tokens.MAX_EXPIRATION_SECONDS:
+            causes.append(
+                Cause(
+                    "spec.expirationSeconds",
+                    f"Invalid value: {seconds}: may not specify a duration larger than 2^32 seconds",
+                )
+            )
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            causes.append(Cause("spec.audiences", "Invalid value: must be a list of strings"))
+        if causes:
+            raise invalid("TokenRequest", "authentication.k8s.io", call.name, causes)
+        bound = spec.get("boundObjectRef")
+        pod: tokens.BoundPod | None = None
+        if bound:
+            pod = self._bound_pod(call.namespace, bound)
+        issued = self.tokens.issue(
+            call.namespace,
+            call.name,
+            str(account["metadata"].get("uid", "")),
+            int(seconds),
+            audiences or list(tokens.API_AUDIENCES),
+            pod,
+        )
+        shown_spec: Obj = {
+            "audiences": audiences or list(tokens.API_AUDIENCES),
+            "expirationSeconds": int(seconds),
+        }
+        if bound:
+            shown_spec["boundObjectRef"] = bound
+        response = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": call.name,
+                "namespace": call.namespace,
+                "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "spec": shown_spec,
+            "status": {
+                "token": issued.token,
+                "expirationTimestamp": datetime.fromtimestamp(issued.expiration, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+            },
+        }
+        return _json(response, status=201, warnings=call.warnings)
+
+    def _bound_pod(self, namespace: str, ref: Any) -> tokens.BoundPod:
+        if not isinstance(ref, dict) or ref.get("kind") != "Pod":
+            kind = ref.get("kind") if isinstance(ref, dict) else ref
+            raise bad_request(f"cannot bind token to object of kind {kind!r}: only Pod is served")
+        name = str(ref.get("name", ""))
+        pod = self.registry.store.get("pods", (namespace, name))
+        if pod is None:
+            raise not_found("pods", "", name)
+        uid = str(pod["metadata"].get("uid", ""))
+        if ref.get("uid") and ref["uid"] != uid:
+            raise StatusError(
+                409,
+                "Conflict",
+                f"the UID in the bound object reference ({ref['uid']}) does not match the UID "
+                f"in record. The object might have been deleted and then recreated",
+            )
+        return tokens.BoundPod(name, uid)
 
     @staticmethod
     def _need_name(call: Call, method: str) -> None:
@@ -335,6 +461,21 @@ class APIServer:
             await watch.run(response.write)
             await response.write_eof()
         return response
+
+    async def _self_subject_access_review(self, request: web.Request, call: Call) -> web.Response:
+        """`kubectl auth can-i`: answered from RBAC, never stored."""
+        if request.method != "POST" or call.name:
+            raise method_not_allowed("selfsubjectaccessreviews only accept create")
+        review = await _body(request)
+        if not isinstance(review, dict):
+            raise bad_request("the body is not a SelfSubjectAccessReview")
+        user = request.get("user") or tokens.ADMIN
+        answer = self.authorizer.self_subject_access_review(
+            review, user.username, list(user.groups)
+        )
+        answer.setdefault("apiVersion", "authorization.k8s.io/v1")
+        answer.setdefault("kind", "SelfSubjectAccessReview")
+        return _json(answer, status=201)
 
     async def _pod_log(self, call: Call, request: web.Request) -> web.StreamResponse:
         pod = self.registry.get(call)

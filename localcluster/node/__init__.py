@@ -41,6 +41,7 @@ async def setup(context: WorkloadContext) -> None:
     if killed:
         log.warning("killed %d processes left behind by an earlier run of the node", killed)
     node = Node(context.client, context.manager.informer(POD), options, mode)
+    node.token_source = context.server.tokens.pod_token
     await context.manager.controller("localcluster-node").for_(POD).with_workers(8).complete(node)
     context.manager.add(node.run, needs_leader=False)
     context.server.log_provider = node.logs.serve

@@ -166,6 +166,7 @@ class Node:
         self.events = EventRecorder(client, "kubelet", NODE_NAME)
         self.scheduler_events = EventRecorder(client, "default-scheduler")
         self.workers: dict[str, PodWorker] = {}
+        self.token_source: volumes.TokenSource | None = None  # None: placeholder tokens
 
     # ---- API helpers
 
@@ -511,7 +512,9 @@ class PodWorker:
         backoff = Backoff(self.node.options.retry_initial, self.node.options.retry_max)
         while True:
             try:
-                self.volumes = await volumes.prepare(self.pod, self.node.paths, self.node.fetch)
+                self.volumes = await volumes.prepare(
+                    self.pod, self.node.paths, self.node.fetch, self.node.token_source
+                )
                 break
             except Exception as exc:  # a missing source, or the API briefly away: retried
                 if not isinstance(exc, volumes.VolumeError):
@@ -532,7 +535,9 @@ class PodWorker:
         while True:
             await asyncio.sleep(self.node.options.volume_refresh)
             try:
-                await volumes.refresh(self.pod, self.node.paths, self.node.fetch)
+                await volumes.refresh(
+                    self.pod, self.node.paths, self.node.fetch, self.node.token_source
+                )
             except Exception as exc:  # the next refresh tries again
                 log.info("pod %s: volume refresh: %r", self.key, exc)
 

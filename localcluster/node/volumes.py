@@ -12,8 +12,9 @@ Every volume becomes one host directory:
   pod (the claim must exist; no provisioner or binding is modelled);
 - `hostPath`: the path itself.
 
-A projected `serviceAccountToken` is a placeholder file for now: issue 5 issues real
-service-account tokens. Other volume types make the pod wait with `FailedMount`.
+A projected `serviceAccountToken` holds a real token bound to the pod when the node is given
+a `TokenSource` (the API server's `Tokens.pod_token`), else a placeholder file. Other volume
+types make the pod wait with `FailedMount`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ Obj = dict[str, Any]
 DEFAULT_MODE = 0o644
 PLACEHOLDER_TOKEN = "localcluster-placeholder-token (real service-account tokens: issue 5)\n"
 DATA_LINK = "..data"
+# (pod, serviceAccountToken projection) -> the token file; LookupError while it cannot be made.
+TokenSource = Callable[[Obj, Obj], bytes]
 
 
 class VolumeError(Exception):
@@ -187,7 +190,9 @@ def _container(pod: Obj, name: object) -> Obj:
     raise VolumeError(f"resourceFieldRef: no container named {name!r}")
 
 
-async def volume_files(pod: Obj, volume: Obj, fetch: Fetch) -> Files | None:
+async def volume_files(
+    pod: Obj, volume: Obj, fetch: Fetch, tokens: TokenSource | None = None
+) -> Files | None:
     """The files a configMap/secret/downwardAPI/projected volume holds; None for other types."""
     namespace = str((pod.get("metadata") or {}).get("namespace", ""))
     if "configMap" in volume:
@@ -224,18 +229,26 @@ async def volume_files(pod: Obj, volume: Obj, fetch: Fetch) -> Files | None:
             pod, source.get("items") or [], _mode(source.get("defaultMode"), DEFAULT_MODE)
         )
     if "projected" in volume:
-        return await _projected_files(pod, volume["projected"] or {}, fetch, namespace)
+        return await _projected_files(pod, volume["projected"] or {}, fetch, namespace, tokens)
     return None
 
 
-async def _projected_files(pod: Obj, projected: Obj, fetch: Fetch, namespace: str) -> Files:
+async def _projected_files(
+    pod: Obj, projected: Obj, fetch: Fetch, namespace: str, tokens: TokenSource | None = None
+) -> Files:
     mode = _mode(projected.get("defaultMode"), DEFAULT_MODE)
     files: Files = {}
     for source in projected.get("sources") or ():
         if "serviceAccountToken" in source:
             token = source["serviceAccountToken"] or {}
             path = _checked_path(str(token.get("path") or "token"))
-            files[path] = (PLACEHOLDER_TOKEN.encode(), mode)
+            if tokens is None:
+                files[path] = (PLACEHOLDER_TOKEN.encode(), mode)
+            else:
+                try:
+                    files[path] = (tokens(pod, token), mode)
+                except LookupError as exc:
+                    raise VolumeError(str(exc).strip("'\"")) from None
         elif "configMap" in source:
             ref = source["configMap"] or {}
             name = str(ref.get("name", ""))
@@ -338,7 +351,9 @@ _READ_ONLY_TYPES = ("configMap", "secret", "downwardAPI", "projected")
 _EMPTY_TYPES = ("emptyDir", "ephemeral")
 
 
-async def prepare(pod: Obj, paths: NodePaths, fetch: Fetch) -> PodVolumes:
+async def prepare(
+    pod: Obj, paths: NodePaths, fetch: Fetch, tokens: TokenSource | None = None
+) -> PodVolumes:
     """Creates (or refreshes) every volume of the pod; raises VolumeError to retry later."""
     meta = pod.get("metadata") or {}
     uid = str(meta.get("uid", ""))
@@ -346,7 +361,7 @@ async def prepare(pod: Obj, paths: NodePaths, fetch: Fetch) -> PodVolumes:
     result = PodVolumes()
     for volume in (pod.get("spec") or {}).get("volumes") or ():
         name = str(volume.get("name", ""))
-        files = await volume_files(pod, volume, fetch)
+        files = await volume_files(pod, volume, fetch, tokens)
         if files is not None:
             directory = paths.volume_dir(uid, name)
             write_atomic(directory, files)
@@ -375,13 +390,15 @@ async def prepare(pod: Obj, paths: NodePaths, fetch: Fetch) -> PodVolumes:
     return result
 
 
-async def refresh(pod: Obj, paths: NodePaths, fetch: Fetch) -> None:
+async def refresh(
+    pod: Obj, paths: NodePaths, fetch: Fetch, tokens: TokenSource | None = None
+) -> None:
     """Rewrites configMap/secret/downwardAPI/projected volumes whose sources changed."""
     uid = str((pod.get("metadata") or {}).get("uid", ""))
     for volume in (pod.get("spec") or {}).get("volumes") or ():
         if not any(kind in volume for kind in _READ_ONLY_TYPES):
             continue
-        files = await volume_files(pod, volume, fetch)
+        files = await volume_files(pod, volume, fetch, tokens)
         if files is not None:
             write_atomic(paths.volume_dir(uid, str(volume.get("name", ""))), files)
 
