@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import Kubectl
+import json
+import time
+
+from tests.integration.conftest import Kubectl, RunningCluster
 
 
 def test_a_service_account_can_do_exactly_what_its_role_binding_grants(
@@ -47,3 +50,88 @@ def test_a_service_account_can_do_exactly_what_its_role_binding_grants(
     assert kubectl("get", "configmaps", *as_bot, check=False).returncode != 0
     # The admin (system:masters) may do anything.
     assert kubectl("auth", "can-i", "create", "pods", *n).stdout.strip() == "yes"
+
+
+POD_SCRIPT = """
+import json, os, ssl, sys, urllib.error, urllib.request
+base = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(os.path.join(base, "token")).read().strip()
+context = ssl.create_default_context(cafile=os.path.join(base, "ca.crt"))
+server = "https://" + os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
+results = {}
+for verb, path in [("GET", "/api/v1/namespaces/NS/configmaps"), ("GET", "/api/v1/namespaces/NS/secrets")]:
+    request = urllib.request.Request(server + path, method=verb, headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            results[path.rsplit("/", 1)[1]] = response.status
+    except urllib.error.HTTPError as error:
+        results[path.rsplit("/", 1)[1]] = error.code
+print("RESULT " + json.dumps(results, sort_keys=True))
+"""
+
+
+def test_a_pods_mounted_token_is_limited_to_its_role(
+    kubectl: Kubectl, namespace: str, cluster: RunningCluster
+) -> None:
+    n = ("-n", namespace)
+    ca = cluster.ca_file.read_text()
+    kubectl("create", "serviceaccount", "worker", *n)
+    kubectl("create", "configmap", "api-ca", f"--from-literal=ca.crt={ca}", *n)
+    kubectl("create", "role", "cm-reader", "--verb=list", "--resource=configmaps", *n)
+    kubectl(
+        "create",
+        "rolebinding",
+        "worker-reads",
+        "--role=cm-reader",
+        f"--serviceaccount={namespace}:worker",
+        *n,
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {
+            "serviceAccountName": "worker",
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": "ghcr.io/sympozium-ai/sympozium:latest",
+                    "command": ["python", "-c", POD_SCRIPT.replace("NS", namespace)],
+                    "volumeMounts": [
+                        {
+                            "name": "api",
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                        }
+                    ],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "api",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                            {
+                                "configMap": {
+                                    "name": "api-ca",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    for _ in range(300):
+        phase = kubectl("get", "pod", "probe", "-o", "jsonpath={.status.phase}", *n).stdout
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.2)
+    logs = kubectl("logs", "probe", *n).stdout
+    assert phase == "Succeeded", logs
+    result = json.loads(logs.split("RESULT ", 1)[1])
+    # The Role grants listing configmaps and nothing else.
+    assert result == {"configmaps": 200, "secrets": 403}
