@@ -33,11 +33,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller import (
-    AlreadyExists,
     Client,
     Conflict,
     EventRecorder,
-    NotFound,
     Request,
     Result,
 )
@@ -47,6 +45,8 @@ from localcluster.controllers.pods import (
     EXPECTATIONS_POLL,
     Expectations,
     close_on_shutdown,
+    create_pod,
+    delete_pods,
     int_or,
     is_ready,
     owned_pods,
@@ -423,38 +423,31 @@ class DeploymentReconciler:
     async def _create(self, key: str, deployment: Obj, current: str) -> Obj:
         meta = deployment["metadata"]
         template = (deployment.get("spec") or {}).get("template") or {}
-        while True:
+
+        def make_pod() -> Obj:
             name = f"{meta['name'][:46]}-{current}-{random_suffix()}"
             pod = pod_from_template(deployment, template, name)
             pod["metadata"]["labels"][TEMPLATE_HASH] = current
-            self.expectations.expect(key, meta["uid"], created=[name])
-            try:
-                created = await self.client.create(pod, field_manager=FIELD_MANAGER)
-            except AlreadyExists:
-                self.expectations.observed(key, created=[name])
-                continue  # a random name taken: draw another
-            except BaseException:
-                self.expectations.observed(key, created=[name])
-                raise
-            self._event(deployment, "Normal", "SuccessfulCreate", f"Created pod: {name}")
-            return created
+            return pod
+
+        created = await create_pod(
+            self.client, self.expectations, key, deployment, make_pod, FIELD_MANAGER
+        )
+        name = created["metadata"]["name"]
+        self._event(deployment, "Normal", "SuccessfulCreate", f"Created pod: {name}")
+        return created
 
     async def _delete(self, key: str, deployment: Obj, pods: Iterable[Obj]) -> None:
-        uid = deployment["metadata"]["uid"]
-        for pod in pods:
-            pod_meta = pod["metadata"]
-            name = pod_meta["name"]
-            self.expectations.expect(key, uid, deleted=[name])
-            try:
-                await self.client.delete(
-                    POD, name, pod_meta["namespace"], preconditions={"uid": pod_meta["uid"]}
-                )
-            except (NotFound, Conflict):
-                pass  # already gone, or replaced by someone else's pod
-            except BaseException:
-                self.expectations.observed(key, deleted=[name])
-                raise
-            self._event(deployment, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        await delete_pods(
+            self.client,
+            self.expectations,
+            key,
+            deployment,
+            pods,
+            lambda name: self._event(
+                deployment, "Normal", "SuccessfulDelete", f"Deleted pod: {name}"
+            ),
+        )
 
     def _event(self, deployment: Obj, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:

@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller import (
-    AlreadyExists,
     Client,
     Conflict,
     EventRecorder,
@@ -50,6 +49,8 @@ from localcluster.controllers.pods import (
     EXPECTATIONS_POLL,
     Expectations,
     close_on_shutdown,
+    create_pod,
+    delete_pods,
     int_or,
     is_ready,
     owned_pods,
@@ -402,38 +403,27 @@ class JobReconciler:
 
     async def _create(self, key: str, job: Obj) -> Obj:
         template = (job.get("spec") or {}).get("template") or {}
-        uid = job["metadata"]["uid"]
-        while True:
-            pod = pod_from_template(job, template, pod_name(job["metadata"]["name"]))
-            name = pod["metadata"]["name"]
-            self.expectations.expect(key, uid, created=[name])
-            try:
-                created = await self.client.create(pod, field_manager=FIELD_MANAGER)
-            except AlreadyExists:
-                self.expectations.observed(key, created=[name])
-                continue  # a random name taken: draw another
-            except BaseException:
-                self.expectations.observed(key, created=[name])
-                raise
-            self._event(job, "Normal", "SuccessfulCreate", f"Created pod: {name}")
-            return created
+        created = await create_pod(
+            self.client,
+            self.expectations,
+            key,
+            job,
+            lambda: pod_from_template(job, template, pod_name(job["metadata"]["name"])),
+            FIELD_MANAGER,
+        )
+        name = created["metadata"]["name"]
+        self._event(job, "Normal", "SuccessfulCreate", f"Created pod: {name}")
+        return created
 
     async def _delete(self, key: str, job: Obj, pods: Iterable[Obj]) -> None:
-        uid = job["metadata"]["uid"]
-        for pod in pods:
-            meta = pod["metadata"]
-            name = meta["name"]
-            self.expectations.expect(key, uid, deleted=[name])
-            try:
-                await self.client.delete(
-                    POD, name, meta["namespace"], preconditions={"uid": meta["uid"]}
-                )
-            except (NotFound, Conflict):
-                pass  # already gone (or replaced): nothing of ours to stop
-            except BaseException:
-                self.expectations.observed(key, deleted=[name])
-                raise
-            self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        await delete_pods(
+            self.client,
+            self.expectations,
+            key,
+            job,
+            pods,
+            lambda name: self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}"),
+        )
 
     async def _expire(self, job: Obj, now: datetime) -> float | None:
         """Deletes a finished Job once its `ttlSecondsAfterFinished` passed; else the wait."""

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controller import EventRecorder, controller_of, set_controller_reference
+from controller import (
+    AlreadyExists,
+    Client,
+    Conflict,
+    EventRecorder,
+    NotFound,
+    controller_of,
+    set_controller_reference,
+)
 from controller.cache import OWNER_UID_INDEX, Indexer, thaw
 
 log = logging.getLogger("localcluster.controllers.pods")
@@ -181,3 +189,55 @@ def parse_time(value: Any) -> datetime | None:
 def int_or(value: Any, default: int) -> int:
     """An integer field's value, or the default when unset or not an integer (bools are not)."""
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+POD = ("v1", "Pod")
+
+
+async def create_pod(
+    client: Client,
+    expectations: Expectations,
+    key: str,
+    owner: Obj,
+    make_pod: Callable[[], Obj],
+    field_manager: str,
+) -> Obj:
+    """Creates one of the owner's pods under expectations, drawing a new name on a clash."""
+    uid = owner["metadata"]["uid"]
+    while True:
+        pod = make_pod()
+        name = pod["metadata"]["name"]
+        expectations.expect(key, uid, created=[name])
+        try:
+            created: Obj = await client.create(pod, field_manager=field_manager)
+        except AlreadyExists:
+            expectations.observed(key, created=[name])
+            continue  # a random name taken: draw another
+        except BaseException:
+            expectations.observed(key, created=[name])
+            raise
+        return created
+
+
+async def delete_pods(
+    client: Client,
+    expectations: Expectations,
+    key: str,
+    owner: Obj,
+    pods: Iterable[Obj],
+    on_deleted: Callable[[str], None],
+) -> None:
+    """Deletes the owner's pods under expectations; only the exact pods seen (uid guard)."""
+    uid = owner["metadata"]["uid"]
+    for pod in pods:
+        meta = pod["metadata"]
+        name = meta["name"]
+        expectations.expect(key, uid, deleted=[name])
+        try:
+            await client.delete(POD, name, meta["namespace"], preconditions={"uid": meta["uid"]})
+        except (NotFound, Conflict):
+            pass  # already gone, or replaced by someone else's pod
+        except BaseException:
+            expectations.observed(key, deleted=[name])
+            raise
+        on_deleted(name)
