@@ -198,14 +198,6 @@ class ProcessMonitor:
                 rss += int(proc.memory_info().rss)
         self.peak_rss = max(self.peak_rss, rss)
 
-    def _high_water_mark(self) -> int:
-        """VmHWM catches peaks shorter than the sampling period (Linux only)."""
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
     async def run(self) -> None:
         while True:
             with contextlib.suppress(psutil.Error):
@@ -219,7 +211,7 @@ class ProcessMonitor:
             cpu: float | None = self._cpu_seconds() - self._cpu_start
         except psutil.Error:
             cpu = None
-        return max(self.peak_rss, self._high_water_mark()), cpu
+        return max(self.peak_rss, localcluster_process.high_water_mark(self._process.pid)), cpu
 
 
 # --- the workload -----------------------------------------------------------------------------

@@ -581,14 +581,6 @@ class ProcessMonitor:
     def rss(self) -> int:
         return int(self._process.memory_info().rss)
 
-    def _high_water_mark(self) -> int:
-        """VmHWM catches peaks shorter than the sampling period (Linux only)."""
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(psutil.Error):
@@ -605,7 +597,9 @@ class ProcessMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
-            self.peak_rss = max(self.peak_rss, self.rss(), self._high_water_mark())
+            self.peak_rss = max(
+                self.peak_rss, self.rss(), localcluster_process.high_water_mark(self._process.pid)
+            )
             cpu: float | None = self._cpu_seconds() - self._cpu_start
         except psutil.Error:
             cpu = None
