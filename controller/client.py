@@ -260,6 +260,14 @@ class Client:
         raw = await self._send(method, path, query, data, content_type)
         return json.loads(raw) if raw else None
 
+    async def read_text(
+        self, path: str, *, params: Mapping[str, str] | builtins.list[tuple[str, str]] | None = None
+    ) -> str:
+        """A GET whose answer is text rather than JSON, e.g. a pod's `/log` subresource."""
+        query = urlencode(params) if params else ""
+        raw = await self._send("GET", path, query, None, _NO_BODY)
+        return raw.decode("utf-8", errors="replace")
+
     async def _get_json(self, path: str) -> Any:
         return json.loads(await self._send("GET", path, "", None, _NO_BODY))
 
