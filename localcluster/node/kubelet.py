@@ -28,6 +28,7 @@ import copy
 import logging
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
@@ -666,11 +667,18 @@ class PodWorker:
         working_dir = str(container.get("workingDir") or "")
         held: list[Path] = []
         if node.mount_mode == isolation.BIND:
+            protected = (node.paths.root, Path(sys.prefix), Path(sys.base_prefix), Path(argv[0]))
+            bound, kept_out = isolation.split_shadowing(mounts, protected)
             try:
-                held = node.mount_points.acquire(mounts)
+                held = node.mount_points.acquire(bound)
             except isolation.MountError as exc:
                 raise runtime.ContainerError(exc.reason, str(exc)) from None
-            argv = isolation.bind_command(argv, mounts, working_dir or None)
+            argv = isolation.bind_command(argv, bound, working_dir or None)
+            if kept_out:
+                env.update(isolation.mounts_env(kept_out))
+                for mount in kept_out:
+                    if mount.container_path.rstrip("/") == "/tmp":
+                        env["TMPDIR"] = str(mount.host_path)
         else:
             env.update(isolation.mounts_env(mounts))
             if argv[0].startswith("/"):

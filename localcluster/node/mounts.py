@@ -80,6 +80,27 @@ def _depth(mount: Mount) -> int:
     return len(PurePosixPath(mount.container_path).parts)
 
 
+def split_shadowing(
+    mounts: Iterable[Mount], protected: Iterable[Path]
+) -> tuple[list[Mount], list[Mount]]:
+    """(mounts to bind, mounts that would hide what the container itself needs).
+
+    A volume mounted at e.g. `/tmp` would hide this node's data directory, the Python
+    installation the container runs from and the other volumes' sources when those live
+    under `/tmp` (as in every test). Such a mount is not bound; the container finds it
+    through `LOCALCLUSTER_MOUNTS` instead, as in env mode.
+    """
+    listed = list(mounts)
+    needed = [Path(os.path.abspath(p)) for p in (*protected, *(m.host_path for m in listed))]
+    bound: list[Mount] = []
+    kept_out: list[Mount] = []
+    for mount in listed:
+        target = Path(mount.container_path)
+        hides = any(path == target or target in path.parents for path in needed)
+        (kept_out if hides else bound).append(mount)
+    return bound, kept_out
+
+
 def bind_command(argv: list[str], mounts: Iterable[Mount], working_dir: str | None) -> list[str]:
     """`argv` wrapped to run in a private mount namespace with `mounts` in place."""
     unshare = shutil.which("unshare") or "unshare"
