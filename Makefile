@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DATA_DIR ?= .data/localcluster
+DATA_DIR ?= .sympozium
+LLM_DOUBLE_PORT ?= 8900
 PORT ?= 6443
 
-.PHONY: install run test lint typecheck unit integration bench clean
+.PHONY: install run test lint typecheck unit integration bench clean manifests
 
 install: $(STAMP)
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/sympozium localcluster --data-dir $(DATA_DIR) --port $(PORT)
+	$(BIN)/sympozium up --data-dir $(DATA_DIR) --port $(PORT) --llm-double $(LLM_DOUBLE_PORT)
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,12 +34,16 @@ integration: install
 	$(BIN)/pytest tests/integration -q
 
 test: lint typecheck
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests e2e -q
+
+manifests: install
+	$(BIN)/python -m api.v1alpha1.crdgen manifests/crds
 
 bench: install
 	$(BIN)/python bench/apiserver.py
 	$(BIN)/python bench/operators.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/agentruns.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig, ConfigError, load_config
+from agent.logs import configure_logging
 from agent.protocol import (
     DONE_FILE,
     RESULT_FILE,
@@ -359,16 +360,6 @@ def report(outcome: Outcome) -> None:
     write_outputs(outcome.result)
     sys.stdout.write(result_marker(outcome.result))
     sys.stdout.flush()
-
-
-def configure_logging(debug: bool) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if debug else logging.INFO,
-        format="time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
-    for noisy in ("aiohttp", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
