@@ -32,13 +32,13 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import sidecar
 from agent.logs import configure_logging, kv
 from agent.protocol import DONE_FILE, IPC_DIRS, RESULT_FILE, ipc_path, write_atomic
 
@@ -471,11 +471,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("EVENT_BUS_URL", ""),
         help="NATS URL (EVENT_BUS_URL); empty: no bus, publishes are only logged",
     )
-    parser.add_argument(
-        "--ipc-path",
-        default=env("IPC_PATH", ""),
-        help="the IPC root (IPC_PATH; default /ipc, mapped through LOCALCLUSTER_MOUNTS)",
-    )
+    sidecar.add_ipc_path_argument(parser)
     parser.add_argument(
         "--traceparent",
         default=env("TRACEPARENT", ""),
@@ -522,22 +518,11 @@ async def run(args: argparse.Namespace) -> int:
             bus=args.event_bus_url or "none",
         )
     )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        return await Bridge(args, root).serve(stop)
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+    return await sidecar.serve_until_signal(Bridge(args, root).serve)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sympozium agent ipc-bridge")
-    add_arguments(parser)
-    return asyncio.run(run(parser.parse_args(argv)))
+    return sidecar.main("sympozium agent ipc-bridge", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from agent import sidecar
 from agent.logs import configure_logging, kv
 from agent.protocol import DONE_FILE, ExecRequest, ExecResult, ipc_path, pod_path, write_atomic
 
@@ -408,11 +409,7 @@ def _describe(error: ValidationError) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    parser.add_argument(
-        "--ipc-path",
-        default=env("IPC_PATH", ""),
-        help="the IPC root (IPC_PATH; default /ipc, mapped through LOCALCLUSTER_MOUNTS)",
-    )
+    sidecar.add_ipc_path_argument(parser)
     parser.add_argument(
         "--poll-interval",
         type=float,
@@ -438,22 +435,13 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     concurrency = max(1, args.concurrency)
     log.info(kv("starting", ipc=root, concurrency=concurrency, shell=shell()))
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        return await Executor(root, max(args.poll_interval, 0.01), concurrency).serve(stop)
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+    return await sidecar.serve_until_signal(
+        Executor(root, max(args.poll_interval, 0.01), concurrency).serve
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sympozium agent tool-executor")
-    add_arguments(parser)
-    return asyncio.run(run(parser.parse_args(argv)))
+    return sidecar.main("sympozium agent tool-executor", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -336,3 +336,18 @@ def test_metrics_count_finished_runs(system: System, kubectl: Kubectl, namespace
     text = wait_for("the run counter", scraped)
     assert "sympozium_agent_runs_total" in text
     assert "controller_runtime_reconcile_total" in text
+
+
+def test_the_readme_example_runs(system: System, kubectl: Kubectl, namespace: str) -> None:
+    from pathlib import Path
+
+    docs = list(yaml.safe_load_all(Path("examples/agentrun-hello.yaml").read_text()))
+    for doc in docs:
+        if doc["kind"] == "AgentRun":
+            model = doc["spec"]["model"]
+            assert model["baseURL"] == "http://127.0.0.1:8900/v1"  # what the README promises
+            model["baseURL"] = f"{system.llm_url}/v1"  # this test's double
+    apply(kubectl, namespace, *docs)
+    run = wait_phase(kubectl, "hello", namespace, ("Succeeded", "Failed"))
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert run["status"]["result"] == "echo: Say hello"

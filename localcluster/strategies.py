@@ -289,6 +289,54 @@ def _deployment_update(old: Obj, new: Obj) -> list[Cause]:
     return causes
 
 
+def _stateful_set(obj: Obj) -> list[Cause]:
+    spec = obj.setdefault("spec", {})
+    template = spec.setdefault("template", {})
+    causes = _require_containers(template.setdefault("spec", {}), "spec.template.spec")
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+        strategy.setdefault("type", "RollingUpdate")
+        strategy.setdefault("rollingUpdate", {"partition": 0})
+    spec.setdefault(
+        "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    )
+    if "selector" not in spec:
+        causes.append(Cause("spec.selector", "Required value", "FieldValueRequired"))
+    _pod_spec(template["spec"])
+    return causes
+
+
+# What a StatefulSet update may change; everything else in its spec is fixed at creation.
+_STATEFUL_SET_MUTABLE = {
+    "replicas",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+    "ordinals",
+    "revisionHistoryLimit",
+}
+
+
+def _stateful_set_update(old: Obj, new: Obj) -> list[Cause]:
+    causes = _stateful_set(new)
+    old_spec, new_spec = old.get("spec", {}), new.get("spec", {})
+    fixed = (set(old_spec) | set(new_spec)) - _STATEFUL_SET_MUTABLE
+    if any(old_spec.get(key) != new_spec.get(key) for key in fixed):
+        causes.append(
+            Cause(
+                "spec",
+                "Forbidden: updates to statefulset spec for fields other than 'replicas', "
+                "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+                "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            )
+        )
+    return causes
+
+
 _CREATE: dict[tuple[str, str], Callable[[Obj], list[Cause]]] = {
     ("", "Secret"): _secret,
     ("", "Namespace"): _namespace,
@@ -296,6 +344,7 @@ _CREATE: dict[tuple[str, str], Callable[[Obj], list[Cause]]] = {
     ("", "Service"): _service,
     ("batch", "Job"): _job,
     ("apps", "Deployment"): _deployment,
+    ("apps", "StatefulSet"): _stateful_set,
 }
 
 _UPDATE: dict[tuple[str, str], Callable[[Obj, Obj], list[Cause]]] = {
@@ -306,4 +355,5 @@ _UPDATE: dict[tuple[str, str], Callable[[Obj, Obj], list[Cause]]] = {
     ("", "Service"): _service_update,
     ("batch", "Job"): _job_update,
     ("apps", "Deployment"): _deployment_update,
+    ("apps", "StatefulSet"): _stateful_set_update,
 }
