@@ -6,6 +6,7 @@ controller-manager) with the scripted LLM double standing in for the provider.
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.request
 from typing import Any
@@ -83,6 +84,10 @@ def requests_to_double(system: System) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"{system.llm_url}/_double/requests", timeout=10) as answer:
         loaded: list[dict[str, Any]] = json.loads(answer.read())
         return loaded
+
+
+def gone(kubectl: Kubectl, kind: str, namespace: str, selector: str) -> bool:
+    return not names(kubectl, kind, namespace, selector)
 
 
 def names(kubectl: Kubectl, kind: str, namespace: str, selector: str) -> list[str]:
@@ -294,8 +299,7 @@ def test_deleting_a_running_run_removes_everything(
         "configmaps",
     ):
         wait_for(
-            f"{kind} of the run to go",
-            lambda kind=kind: not names(kubectl, kind, namespace, selector),
+            f"{kind} of the run to go", functools.partial(gone, kubectl, kind, namespace, selector)
         )
 
 
