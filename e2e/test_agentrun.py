@@ -278,7 +278,13 @@ def test_deleting_a_running_run_removes_everything(
     )
     wait_phase(kubectl, "doomed", namespace, ("Running",))
     selector = "sympozium.ai/agent-run=doomed"
-    wait_for("the pod", lambda: names(kubectl, "pods", namespace, selector))
+    pods = wait_for("the pod", lambda: names(kubectl, "pods", namespace, selector))
+
+    def pod_name_recorded() -> bool:
+        run = get(kubectl, "agentrun", "doomed", namespace) or {}
+        return f"pod/{(run.get('status') or {}).get('podName')}" in pods
+
+    wait_for("status.podName of the running run", pod_name_recorded)
     for kind in (
         "jobs",
         "roles",

@@ -534,12 +534,16 @@ class AgentRunReconciler:
             await self._fail(obj, f"Job {job_name} was deleted before the run finished")
             return None
         pod = await self._run_pod(namespace, meta["name"])
-        if pod is not None and status.get("podName") != pod["metadata"]["name"]:
-            status["podName"] = pod["metadata"]["name"]
+        new_pod = pod is not None and status.get("podName") != pod["metadata"]["name"]
+        if pod is not None and new_pod:
+            obj.setdefault("status", {})["podName"] = pod["metadata"]["name"]
         outcome = await self._outcome(job, pod)
         if outcome is not None:
             await self._complete(obj, run, outcome)
             return None
+        if new_pod:
+            obj = await self.client.update_status(obj)  # `kubectl get ar` shows the pod now
+            status = obj.get("status") or {}
         timeout = run.spec.timeout_seconds(DEFAULT_TIMEOUT)
         started = _parse_time(status.get("startedAt")) or self.clock()
         remaining = timeout - (self.clock() - started).total_seconds()

@@ -85,11 +85,14 @@ async def run_controller(kubeconfig: Path | None, settings: ControllerSettings) 
         await manager.run_until_signal()
 
 
-def _command(args: argparse.Namespace) -> int:
+def configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        level=level.upper(), format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
     )
+
+
+def _command(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
     settings = settings_from(args)
     asyncio.run(run_controller(args.kubeconfig, settings))
     return 0

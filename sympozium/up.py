@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 from controller import AlreadyExists, Client, NotFound
 from reconcilers import labels
 from reconcilers.cli import add_arguments as add_controller_arguments
-from reconcilers.cli import run_controller, settings_from
+from reconcilers.cli import configure_logging, run_controller, settings_from
 
 log = logging.getLogger("sympozium.up")
 
@@ -145,10 +145,7 @@ async def up(args: argparse.Namespace) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
+    configure_logging(args.log_level)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         asyncio.run(up(args))

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agent.providers.base import (
     ChatResponse,
@@ -17,6 +17,7 @@ from agent.providers.base import (
     ToolSpec,
     Usage,
 )
+from agent.providers.base import WireModel as _Wire
 
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_TOKENS = 8192
@@ -24,13 +25,6 @@ THINKING_BUDGETS = {"low": 2048, "medium": 8192, "high": 16384}
 THINKING_HEADROOM = 4096
 
 # ---- wire format (shared with the LLM test double)
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
 
 
 class ContentBlock(_Wire):

@@ -16,8 +16,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger("agent.provider")
+
+
+class WireModel(BaseModel):
+    """A provider wire object: extra fields the provider adds are kept, None is left out."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRIES = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agent.providers.base import (
     ChatResponse,
@@ -16,15 +16,9 @@ from agent.providers.base import (
     ToolSpec,
     Usage,
 )
+from agent.providers.base import WireModel as _Wire
 
 # ---- wire format (shared with the LLM test double)
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
 
 
 class FunctionCall(_Wire):
