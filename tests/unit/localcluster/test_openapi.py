@@ -77,12 +77,18 @@ def test_apps_document_paths_and_operations() -> None:
     assert doc["openapi"] == "3.0.0"
     assert doc["info"]["title"] == "Kubernetes"
     base = "/apis/apps/v1/namespaces/{namespace}/deployments"
+    sets = "/apis/apps/v1/namespaces/{namespace}/statefulsets"
     assert set(doc["paths"]) == {
         base,
         base + "/{name}",
         base + "/{name}/status",
         base + "/{name}/scale",
         "/apis/apps/v1/deployments",
+        sets,
+        sets + "/{name}",
+        sets + "/{name}/status",
+        sets + "/{name}/scale",
+        "/apis/apps/v1/statefulsets",
     }
     item = doc["paths"][base + "/{name}"]
     assert set(item) == {"get", "put", "patch", "delete", "parameters"}
