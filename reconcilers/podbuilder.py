@@ -37,7 +37,6 @@ class ResolvedSkill:
     pack: str
     sidecar: SkillSidecar
     params: dict[str, str] = field(default_factory=dict)
-    config_map: str = ""
 
     @property
     def container(self) -> str:
