@@ -127,34 +127,33 @@ def _tail(log: str, lines: int) -> str:
     return "\n".join(log.splitlines()[-lines:])
 
 
-def find_result(log: str) -> AgentResult | None:
-    """The last result block in the log's last 80 lines; None when absent or unreadable."""
-    tail = _tail(log, RESULT_TAIL_LINES)
-    start = tail.rfind(RESULT_START)
+def _last_block(log: str, lines: int, start_marker: str, end_marker: str) -> str | None:
+    """The text between the last start marker in the log's last `lines` lines and the
+    end marker after it; None when either is missing."""
+    tail = _tail(log, lines)
+    start = tail.rfind(start_marker)
     if start < 0:
         return None
-    body_start = start + len(RESULT_START)
-    end = tail.find(RESULT_END, body_start)
-    if end < 0:
+    body_start = start + len(start_marker)
+    end = tail.find(end_marker, body_start)
+    return tail[body_start:end] if end >= 0 else None
+
+
+def find_result(log: str) -> AgentResult | None:
+    """The last result block in the log's last 80 lines; None when absent or unreadable."""
+    block = _last_block(log, RESULT_TAIL_LINES, RESULT_START, RESULT_END)
+    if block is None:
         return None
     try:
-        return AgentResult.model_validate_json(tail[body_start:end].strip())
+        return AgentResult.model_validate_json(block.strip())
     except ValidationError:
         return None
 
 
 def find_memory(log: str) -> str | None:
     """The last memory block in the log's last 100 lines, trimmed; None when absent or empty."""
-    tail = _tail(log, MEMORY_TAIL_LINES)
-    start = tail.rfind(MEMORY_START)
-    if start < 0:
-        return None
-    body_start = start + len(MEMORY_START)
-    end = tail.find(MEMORY_END, body_start)
-    if end < 0:
-        return None
-    memory = tail[body_start:end].strip()
-    return memory or None
+    block = _last_block(log, MEMORY_TAIL_LINES, MEMORY_START, MEMORY_END)
+    return (block or "").strip() or None
 
 
 _RATE_LIMIT = re.compile(
