@@ -50,6 +50,7 @@ def start_system(data_dir: Path, extra_args: tuple[str, ...] = ()) -> System:
     data_dir.mkdir(parents=True, exist_ok=True)
     llm_port, metrics_port = free_port(), free_port()
     log_path = data_dir / "up.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0  # a restart appends
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
@@ -71,7 +72,7 @@ def start_system(data_dir: Path, extra_args: tuple[str, ...] = ()) -> System:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     deadline = time.monotonic() + 90
-    while b"Sympozium is up" not in log_path.read_bytes():
+    while b"Sympozium is up" not in log_path.read_bytes()[offset:]:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"sympozium up did not start:\n{log_path.read_text()[-4000:]}")

@@ -164,6 +164,11 @@ def test_command_runs_in_the_skill_sidecar(
     # cleanup: delete (the default) removes the Job; short-lived RBAC goes at completion
     selector = "sympozium.ai/agent-run=exec"
     wait_for("the Job to go", lambda: not names(kubectl, "jobs", namespace, selector))
+    wait_for("the pod to go", lambda: not names(kubectl, "pods", namespace, selector))
+    # The controller deleted that Job itself: the run must stay as it ended.
+    kubectl("annotate", "agentrun", "exec", "-n", namespace, "poke=1")
+    later = get(kubectl, "agentrun", "exec", namespace)
+    assert later is not None and later["status"] == run["status"]
     assert names(kubectl, "roles", namespace, selector) == []
     assert names(kubectl, "rolebindings", namespace, selector) == []
     skills = get(kubectl, "configmap", "exec-skills", namespace)
