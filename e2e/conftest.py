@@ -19,6 +19,15 @@ import pytest
 from tests.integration.conftest import VENV_BIN, Kubectl
 
 MAX_RUN_HISTORY = 3
+# Scripts the tests add to the double's built-in ones (agent.llmdouble).
+DOUBLE_SCRIPTS = """
+remember:
+  - content: |
+      noted
+      __SYMPOZIUM_MEMORY__
+      - the user likes tea
+      __SYMPOZIUM_MEMORY_END__
+"""
 
 
 def free_port() -> int:
@@ -49,6 +58,8 @@ class System:
 def start_system(data_dir: Path, extra_args: tuple[str, ...] = ()) -> System:
     data_dir.mkdir(parents=True, exist_ok=True)
     llm_port, metrics_port = free_port(), free_port()
+    script = data_dir / "double-scripts.yaml"
+    script.write_text(DOUBLE_SCRIPTS)
     log_path = data_dir / "up.log"
     offset = log_path.stat().st_size if log_path.exists() else 0  # a restart appends
     with open(log_path, "ab") as log:
@@ -62,6 +73,7 @@ def start_system(data_dir: Path, extra_args: tuple[str, ...] = ()) -> System:
                 "0",
                 "--llm-double",
                 str(llm_port),
+                f"--llm-double-script={script}",
                 f"--metrics-bind-address=127.0.0.1:{metrics_port}",
                 "--health-probe-bind-address=127.0.0.1:0",
                 f"--max-run-history={MAX_RUN_HISTORY}",

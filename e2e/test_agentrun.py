@@ -366,3 +366,27 @@ def test_the_readme_example_runs(system: System, kubectl: Kubectl, namespace: st
     run = wait_phase(kubectl, "hello", namespace, ("Succeeded", "Failed"))
     assert run["status"]["phase"] == "Succeeded", run["status"]
     assert run["status"]["result"] == "echo: Say hello"
+
+
+def test_memory_is_read_and_written_back(system: System, kubectl: Kubectl, namespace: str) -> None:
+    remembering = instance("keeper")
+    remembering["spec"]["memory"] = {"enabled": True}
+    memory = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "keeper-memory"},
+        "data": {"MEMORY.md": "- old fact: the user lives in Lyon"},
+    }
+    run = agent_run(system, "recall", "remember", instance_name="keeper")
+    apply(kubectl, namespace, remembering, memory, run)
+    done = wait_phase(kubectl, "recall", namespace, ("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["result"].strip() == "noted"  # the block is not part of the answer
+    stored = get(kubectl, "configmap", "keeper-memory", namespace)
+    assert stored is not None and stored["data"]["MEMORY.md"] == "- the user likes tea"
+    seen = [
+        json.dumps(request.get("messages"))
+        for request in requests_to_double(system)
+        if "task of recall" in json.dumps(request.get("messages"))
+    ]
+    assert seen and all("the user lives in Lyon" in messages for messages in seen)

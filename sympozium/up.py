@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="also serve the scripted LLM test double on 127.0.0.1:PORT",
     )
+    parser.add_argument(
+        "--llm-double-script",
+        type=Path,
+        metavar="FILE.yaml",
+        default=None,
+        help="extra scripts for the LLM double (model name -> steps)",
+    )
     parser.set_defaults(
         func=_command,
         metrics_bind_address="127.0.0.1:8080",
@@ -122,9 +129,11 @@ async def up(args: argparse.Namespace) -> None:
         async with await Client.connect(kubeconfig=str(kubeconfig)) as client:
             await install_crds(client)
         if args.llm_double is not None:
-            from agent.llmdouble import LLMDouble
+            from agent.llmdouble import LLMDouble, load_scripts
 
-            double = LLMDouble(port=args.llm_double)
+            script = args.llm_double_script
+            scripts = await asyncio.to_thread(load_scripts, script) if script else None
+            double = LLMDouble(scripts, port=args.llm_double)
             await double.start()
         print(f"Sympozium is up. export KUBECONFIG={kubeconfig.resolve()}", flush=True)
         print("  .venv/bin/kubectl apply -f examples/agentrun-hello.yaml", flush=True)
@@ -149,7 +158,7 @@ def _command(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         asyncio.run(up(args))
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         log.error("%s", error)
         return 1
     return 0
