@@ -211,11 +211,27 @@ def _provider_settings(env: Mapping[str, str]) -> tuple[str, str]:
         raise ConfigError(
             "MODEL_BASE_URL", "provider azure-openai needs the resource URL in MODEL_BASE_URL"
         )
+    default = default_base_url(provider)
+    if default is None:
+        raise ConfigError(
+            "MODEL_BASE_URL", f"provider {provider} needs a base URL in MODEL_BASE_URL"
+        )
+    return provider, default
+
+
+def default_base_url(provider: str) -> str | None:
+    """Where a provider is reached without MODEL_BASE_URL; None when it must be given.
+
+    The controller asks too, to open the run's NetworkPolicy to the same endpoint.
+    """
+    provider = provider.lower()
+    if provider == "azure-openai":
+        return None
     if provider in DEFAULT_BASE_URLS:
-        return provider, DEFAULT_BASE_URLS[provider]
-    if provider == "openai" or provider not in KEYLESS_PROVIDERS:
-        return provider, OPENAI_BASE_URL
-    raise ConfigError("MODEL_BASE_URL", f"provider {provider} needs a base URL in MODEL_BASE_URL")
+        return DEFAULT_BASE_URLS[provider]
+    if provider not in KEYLESS_PROVIDERS:
+        return OPENAI_BASE_URL
+    return None
 
 
 def load_config(env: Mapping[str, str]) -> AgentConfig:

@@ -16,15 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.config import default_base_url
 from reconcilers import labels
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "nats": 4222}
-PROVIDER_ENDPOINTS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "ollama": "http://ollama.default.svc:11434/v1",
-    "lm-studio": "http://localhost:1234/v1",
-}
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,8 @@ def endpoint_of(url: str) -> Endpoint | None:
 
 
 def model_endpoint(provider: str, base_url: str | None) -> Endpoint | None:
-    return endpoint_of(base_url or PROVIDER_ENDPOINTS.get(provider.lower(), ""))
+    """The endpoint the runner will call: the same defaults, from the runner's own table."""
+    return endpoint_of(base_url or default_base_url(provider) or "")
 
 
 def _peer(endpoint: Endpoint) -> list[dict[str, Any]] | None:

@@ -167,3 +167,11 @@ def test_bind_addresses() -> None:
     assert bind_address("0", "--x") == ("", None)
     with pytest.raises(argparse.ArgumentTypeError, match="--x"):
         bind_address("localhost", "--x")
+
+
+def test_egress_opens_to_the_runners_default_for_any_provider() -> None:
+    # An unknown provider speaks OpenAI at api.openai.com in the runner: egress must follow.
+    assert model_endpoint("groq-like", None) == Endpoint("api.openai.com", 443)
+    assert model_endpoint("anthropic", None) == Endpoint("api.anthropic.com", 443)
+    assert model_endpoint("ollama", None) == Endpoint("ollama.default.svc", 11434)
+    assert model_endpoint("custom", None) is None  # the runner refuses it without a base URL
