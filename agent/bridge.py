@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from agent import sidecar
 from agent.logs import configure_logging, kv
-from agent.protocol import DONE_FILE, IPC_DIRS, RESULT_FILE, ipc_path, write_atomic
+from agent.protocol import DONE_FILE, IPC_DIRS, RESULT_FILE, write_atomic
 
 if TYPE_CHECKING:
     from agent.eventbus import Envelope, EventBus
@@ -502,7 +502,7 @@ async def run(args: argparse.Namespace) -> int:
     if not args.agent_run_id:
         log.error(kv("bad_config", field="AGENT_RUN_ID", reason="required"))
         return 2
-    root = Path(args.ipc_path) if args.ipc_path else ipc_path()
+    root = sidecar.ipc_root(args)
     try:
         await asyncio.to_thread(_make_dirs, root)
     except OSError as error:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from agent import sidecar
 from agent.logs import configure_logging, kv
-from agent.protocol import DONE_FILE, ExecRequest, ExecResult, ipc_path, pod_path, write_atomic
+from agent.protocol import DONE_FILE, ExecRequest, ExecResult, pod_path, write_atomic
 
 __all__ = ["add_arguments", "run"]
 
@@ -426,7 +426,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     configure_logging()
-    root = Path(args.ipc_path) if args.ipc_path else ipc_path()
+    root = sidecar.ipc_root(args)
     tools = root / "tools"
     try:
         await asyncio.to_thread(tools.mkdir, parents=True, exist_ok=True)

@@ -8,6 +8,9 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from agent.protocol import ipc_path
 
 
 def add_ipc_path_argument(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +19,11 @@ def add_ipc_path_argument(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("IPC_PATH", ""),
         help="the IPC root (IPC_PATH; default /ipc, mapped through LOCALCLUSTER_MOUNTS)",
     )
+
+
+def ipc_root(args: argparse.Namespace) -> Path:
+    """`--ipc-path` when given, else `/ipc` as this pod sees it."""
+    return Path(args.ipc_path) if args.ipc_path else ipc_path()
 
 
 async def serve_until_signal(serve: Callable[[asyncio.Event], Awaitable[int]]) -> int:

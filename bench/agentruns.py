@@ -23,19 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stats import percentile
+
 from controller import Client
 
 AGENT_RUN = ("sympozium.ai/v1alpha1", "AgentRun")
 INSTANCE = ("sympozium.ai/v1alpha1", "SympoziumInstance")
 NAMESPACE = "default"
 TERMINAL = ("Succeeded", "Failed")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def free_port() -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import localcluster_process
+from stats import percentile
 
 from controller import Client
 
@@ -33,13 +34,6 @@ IMAGES = {
 }
 START_TIMEOUT = 30.0  # the local cluster writing its kubeconfig
 STOP_TIMEOUT = 30.0  # after SIGTERM, then after SIGKILL
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Timeline:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import VENV_BIN, Kubectl
+from tests.integration.conftest import VENV_BIN, Kubectl, free_port
 
 MAX_RUN_HISTORY = 3
 # Scripts the tests add to the double's built-in ones (agent.llmdouble).
@@ -28,13 +27,6 @@ remember:
       - the user likes tea
       __SYMPOZIUM_MEMORY_END__
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

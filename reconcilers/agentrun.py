@@ -620,13 +620,10 @@ class AgentRunReconciler:
                 "durationMs": metrics.duration_ms,
             }
         started = _parse_time(status.get("startedAt"))
-        duration = (
-            usage.metrics.duration_ms
-            if usage is not None and usage.metrics.duration_ms
-            else int((now - started).total_seconds() * 1000)
-            if started
-            else None
-        )
+        # The agent's own measure of its loop; else the run's wall time.
+        duration = usage.metrics.duration_ms if usage is not None else 0
+        if not duration and started is not None:
+            duration = int((now - started).total_seconds() * 1000)
         if outcome.succeeded:
             status.update(phase=AgentRunPhase.SUCCEEDED.value, result=outcome.result)
             status.pop("error", None)

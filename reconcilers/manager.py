@@ -62,16 +62,22 @@ async def build(client: Client, settings: ControllerSettings) -> Manager:
         .with_workers(settings.workers)
         .complete(reconciler)
     )
-    if settings.metrics_port is not None:
-        metrics = HealthServer(settings.metrics_host, settings.metrics_port, registry)
+    metrics = (
+        HealthServer(settings.metrics_host, settings.metrics_port, registry)
+        if settings.metrics_port is not None
+        else None
+    )
 
-        async def serve_metrics() -> None:
+    async def lifetime() -> None:
+        """The metrics port for as long as the manager runs; Events flushed at the end."""
+        if metrics is not None:
             await metrics.start()
-            try:
-                await asyncio.Event().wait()
-            finally:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if metrics is not None:
                 await metrics.stop()
-                await recorder.close()
+            await recorder.close()
 
-        manager.add(serve_metrics, needs_leader=False)
+    manager.add(lifetime, needs_leader=False)
     return manager

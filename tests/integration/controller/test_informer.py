@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from controller.informer import ListPage, SharedInformer
-from tests.integration.conftest import RunningCluster, start_cluster
+from tests.integration.conftest import RunningCluster, free_port, start_cluster
 from tests.integration.http import Http
 
 Obj = dict[str, Any]
@@ -143,12 +142,6 @@ class RawConfigMaps:
         finally:
             self._open.discard(response)
             response.release()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def until(condition: Callable[[], Any], limit: float = 60.0) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import Client
-from tests.integration.conftest import Kubectl, start_cluster
+from tests.integration.conftest import Kubectl, free_port, start_cluster
 from tests.integration.workloads.test_jobs import (
     NODE,
     SYMPOZIUM_IMAGE,
@@ -501,12 +501,6 @@ async def test_a_proxy_keeps_its_address_across_restarts(tmp_path: Path) -> None
 
 
 # ---- on the real node
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_sympozium_deployment_serves_http_through_its_service_on_the_node(
