@@ -3,6 +3,7 @@ and keeps the cluster's state across a restart on the same data directory."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from pathlib import Path
@@ -26,7 +27,8 @@ def accepting(port: int) -> bool:
 
 
 def test_up_stops_cleanly_and_restarts_with_its_state(tmp_path: Path) -> None:
-    data_dir = tmp_path / "system"
+    # Relative, as `make run` passes it: pods must still find their volumes.
+    data_dir = Path(os.path.relpath(tmp_path / "system"))
     first = start_system(data_dir)
     kubectl = Kubectl(first, tmp_path / "kubectl-cache")  # type: ignore[arg-type]
     try:

@@ -33,6 +33,11 @@ class Settings:
     allowed_images: tuple[str, ...] = DEFAULT_ALLOWED_IMAGES
     workloads: bool = True
 
+    def __post_init__(self) -> None:
+        # Pods run in directories of their own: a relative data dir (`make run` passes
+        # `.sympozium/cluster`) would point their volume mounts at nothing.
+        self.data_dir = self.data_dir.absolute()
+
     @property
     def kubeconfig_path(self) -> Path:
         return self.kubeconfig or self.data_dir / "kubeconfig"
