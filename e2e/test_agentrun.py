@@ -86,6 +86,21 @@ def requests_to_double(system: System) -> list[dict[str, Any]]:
         return loaded
 
 
+def events_of(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
+    found = kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.name={name}",
+        "-o",
+        "json",
+    )
+    items: list[dict[str, Any]] = json.loads(found.stdout)["items"]
+    return items
+
+
 def gone(kubectl: Kubectl, kind: str, namespace: str, selector: str) -> bool:
     return not names(kubectl, kind, namespace, selector)
 
@@ -118,7 +133,14 @@ def test_run_with_a_tool_call_succeeds(system: System, kubectl: Kubectl, namespa
     assert conditions["Complete"]["status"] == "True"
     assert run["metadata"]["labels"]["sympozium.ai/instance"] == "inst"
     assert "otel.dev/traceparent" in run["metadata"]["annotations"]
-    assert "sympozium.ai/agentrun-finalizer" not in (run["metadata"].get("finalizers") or [])
+
+    def finalizer_released() -> bool:
+        # The reconcile after the terminal status write drops it: wait, it is not instant.
+        latest = get(kubectl, "agentrun", "hello", namespace) or {}
+        finalizers = (latest.get("metadata") or {}).get("finalizers") or []
+        return "sympozium.ai/agentrun-finalizer" not in finalizers
+
+    wait_for("the finalizer to be released", finalizer_released)
     # cleanup: keep leaves the Job and pod; the per-run objects carry the run label and owner
     selector = "sympozium.ai/agent-run=hello"
     assert names(kubectl, "jobs", namespace, selector) == ["job.batch/hello"]
@@ -134,17 +156,15 @@ def test_run_with_a_tool_call_succeeds(system: System, kubectl: Kubectl, namespa
     assert pod is not None
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["TRACEPARENT"] == run["metadata"]["annotations"]["otel.dev/traceparent"]
-    events = kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        "involvedObject.name=hello",
-        "-o",
-        "json",
+    # Events are written in the background: wait for them, then check them.
+    reasons = wait_for(
+        "the Started and Succeeded events",
+        lambda: (
+            (found := {e["reason"] for e in events_of(kubectl, namespace, "hello")})
+            >= {"Started", "Succeeded"}
+            and found
+        ),
     )
-    reasons = {e["reason"] for e in json.loads(events.stdout)["items"]}
     assert {"Started", "Succeeded"} <= reasons
 
 
@@ -249,17 +269,12 @@ def test_policy_violation_fails_once(system: System, kubectl: Kubectl, namespace
     later = get(kubectl, "agentrun", "too-deep", namespace)
     assert later is not None
     assert later["status"] == run["status"]
-    events = kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        "involvedObject.name=too-deep",
-        "-o",
-        "json",
+    denied = wait_for(
+        "the PolicyDenied event",
+        lambda: [
+            e for e in events_of(kubectl, namespace, "too-deep") if e["reason"] == "PolicyDenied"
+        ],
     )
-    denied = [e for e in json.loads(events.stdout)["items"] if e["reason"] == "PolicyDenied"]
     assert len(denied) == 1 and denied[0].get("count", 1) == 1
 
 
